@@ -1,0 +1,86 @@
+#include "actors/aggregator.hpp"
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "actors/errors.hpp"
+#include "actors/messages.hpp"
+
+namespace dml {
+
+namespace {
+
+/// Collects the replies of one step in a group.
+struct step_collect {
+  ordered_reduction reduction;
+  grad_msg header;
+  bool failed = false;
+};
+
+} // namespace
+
+caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
+                         std::chrono::milliseconds timeout) {
+  self->state.timeout = timeout;
+  return {
+    [=](join_atom, int32_t rank, caf::actor worker) {
+      self->state.workers[rank] = std::move(worker);
+    },
+    [=](step_atom, const step_plan& plan,
+        const tensor& params) -> caf::result<grad_msg> {
+      auto& st = self->state;
+      std::vector<int32_t> ranks;
+      for (auto& a : plan.work) {
+        if (st.workers.count(a.rank) == 0)
+          return make_caf_error(errc::protocol_violation,
+                                fmt::format("aggregator: rank {} is not in "
+                                            "this group",
+                                            a.rank));
+        ranks.push_back(a.rank);
+      }
+      auto rp = self->make_response_promise<grad_msg>();
+      auto collect = std::make_shared<step_collect>();
+      collect->reduction.reset(ranks);
+      collect->header.step = plan.step;
+      collect->header.attempt = plan.attempt;
+      for (auto& a : plan.work) {
+        step_plan sub{plan.step, plan.epoch, plan.attempt, {a}};
+        auto rank = a.rank;
+        self->request(st.workers[rank], st.timeout, step_atom_v,
+                      std::move(sub), params)
+          .then(
+            [=](grad_msg& g) mutable {
+              if (collect->failed)
+                return;
+              gradient_sum part;
+              part.count = g.count;
+              part.loss = g.loss;
+              if (g.values.data)
+                part.values = *g.values.data;
+              collect->reduction.add(rank, std::move(part));
+              if (!collect->reduction.complete())
+                return;
+              auto sum = collect->reduction.take();
+              auto reply = collect->header;
+              reply.ranks = ranks;
+              reply.count = sum.count;
+              reply.loss = sum.loss;
+              reply.values = tensor{std::move(sum.values)};
+              rp.deliver(std::move(reply));
+            },
+            [=](caf::error& err) mutable {
+              if (collect->failed)
+                return;
+              collect->failed = true;
+              rp.deliver(make_caf_error(
+                errc::timeout, fmt::format("worker rank {}: {}", rank,
+                                           describe(err))));
+            });
+      }
+      return rp;
+    },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+} // namespace dml

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "runtime/reduce.hpp"
+
+namespace dml {
+
+/// State of an aggregator: its group of workers by rank.
+struct aggregator_state {
+  std::map<int32_t, caf::actor> workers;
+  std::chrono::milliseconds timeout{60000};
+  static inline const char* name = "dml.aggregator";
+};
+
+/// Sums its group's gradients in worker-rank order and forwards one
+/// aggregate; relays the parameters down.
+///
+/// Interface:
+/// - `(join_atom, int32_t rank, caf::actor worker)`: adds a worker to the
+///   group (from the master).
+/// - `(step_atom, step_plan, tensor params) -> grad_msg`: sends each worker
+///   its assignment, waits for all, replies with their sum in rank order.
+///   An error names the rank that failed.
+/// - `(stop_atom)`: quit.
+caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
+                         std::chrono::milliseconds timeout);
+
+} // namespace dml

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "runtime/error.hpp"
+#include "runtime/job_spec.hpp"
+#include "runtime/model_registry.hpp"
+#include "runtime/report.hpp"
+#include "runtime/training.hpp"
+
+namespace dml {
+
+/// Options of a job run in one process.
+struct local_options {
+  job_spec spec;
+  std::string model_out;
+  report_options report;
+  std::chrono::milliseconds step_timeout{60000};
+};
+
+/// Spawns the whole graph (master, `spec.workers` shard-workers,
+/// `spec.aggregators` aggregators, an evaluator when there is a test set) in
+/// `sys`, runs the job, stops every actor, and returns the final metrics
+/// record (JSON text).
+expected<std::string> run_local(caf::actor_system& sys,
+                                const local_options& opts,
+                                const prepared_data& data,
+                                const model_registry& registry);
+
+} // namespace dml

@@ -1,0 +1,99 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "runtime/job_spec.hpp"
+#include "runtime/model.hpp"
+#include "runtime/model_file.hpp"
+#include "runtime/optimizer.hpp"
+#include "runtime/reduce.hpp"
+#include "runtime/report.hpp"
+#include "runtime/shard.hpp"
+
+namespace dml {
+
+/// What the master needs to run a job.
+struct master_setup {
+  job_spec spec;
+  /// Model shape, task and preprocessing (saved with the parameters).
+  model_file meta;
+  /// A model instance of the master's own (for sizes and the L2 term).
+  std::shared_ptr<model> instance;
+  /// Training rows, and the shard count of the plan.
+  uint64_t rows = 0;
+  uint32_t shards = 1;
+  /// Deadline of one step (every request carries one).
+  std::chrono::milliseconds step_timeout{60000};
+  /// Where to save the model at the end (empty: nowhere).
+  std::string model_out;
+  report_options report;
+};
+
+/// An epoch whose evaluation is still running.
+struct pending_epoch {
+  epoch_record rec;
+};
+
+/// State of the master.
+struct master_state {
+  master_setup setup;
+  std::unique_ptr<reporter> out;
+  caf::actor evaluator;
+  std::vector<caf::actor> workers;
+  std::vector<caf::actor> aggregators;
+  /// Ranks of each aggregator's group.
+  std::vector<std::vector<int32_t>> groups;
+  bool started = false;
+  caf::response_promise done;
+
+  std::shared_ptr<std::vector<float>> params;
+  optimizer_state opt;
+  shard_plan plan;
+
+  // The step in flight.
+  uint64_t step = 0;
+  uint32_t attempt = 0;
+  uint32_t epoch = 0;
+  std::vector<assignment> work;
+  ordered_reduction reduction;
+
+  // Counters.
+  uint64_t samples = 0;
+  uint64_t epoch_samples = 0;
+  double epoch_loss = 0;
+  double last_train_loss = 0;
+  std::chrono::steady_clock::time_point t_start;
+  std::chrono::steady_clock::time_point t_epoch;
+  double train_s = 0;
+  uint32_t evals_pending = 0;
+  bool training_done = false;
+  eval_metrics last_test;
+  bool has_last_test = false;
+
+  static inline const char* name = "dml.master";
+};
+
+/// Owns the parameters, the optimizer and the shard plan, and drives BSP
+/// steps over the workers (directly or through aggregators).
+///
+/// Interface:
+/// - `(join_atom, member_info, caf::actor) -> int32_t`: a worker or an
+///   aggregator joins; the reply is its rank (index).
+/// - `(join_atom, caf::actor evaluator)`: sets the evaluator.
+/// - `(run_atom) -> std::string`: runs the job once every member has joined;
+///   the reply is the final metrics record (JSON) or an error.
+/// - `(stop_atom)`: quit.
+caf::behavior master(caf::stateful_actor<master_state>* self,
+                     master_setup setup);
+
+} // namespace dml

@@ -1,0 +1,188 @@
+#pragma once
+
+// All message types and atoms of dml, in one type-ID block, each with its
+// `inspect` beside it. Register them with
+// `cfg.add_message_types<caf::id_block::dml>()`.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/deserializer.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/serializer.hpp>
+#include <caf/type_id.hpp>
+
+#include "runtime/metrics.hpp"
+#include "runtime/shard.hpp"
+
+namespace dml {
+
+/// The version of the wire protocol. Peers with another version are refused
+/// at the handshake (it is part of the middleman's app identifier too).
+constexpr uint32_t protocol_version = 1;
+
+/// A float buffer that travels by reference inside one process and as one raw
+/// block of bytes (host byte order, x86_64 little endian) across processes:
+/// CAF 0.17 would otherwise serialize a `vector<float>` element by element at
+/// a tenth of the speed. The buffer is immutable once sent.
+struct tensor {
+  std::shared_ptr<const std::vector<float>> data;
+
+  tensor() = default;
+
+  explicit tensor(std::vector<float> xs)
+    : data(std::make_shared<std::vector<float>>(std::move(xs))) {
+    // nop
+  }
+
+  explicit tensor(std::shared_ptr<const std::vector<float>> xs)
+    : data(std::move(xs)) {
+    // nop
+  }
+
+  size_t size() const noexcept {
+    return data ? data->size() : 0;
+  }
+
+  const float* begin() const noexcept {
+    return data ? data->data() : nullptr;
+  }
+};
+
+/// @relates tensor
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tensor& x) {
+  if constexpr (std::is_base_of<caf::serializer, Inspector>::value) {
+    size_t n = x.size();
+    return caf::error::eval([&] { return f.begin_sequence(n); },
+                            [&] {
+                              return n ? f.apply_raw(n * sizeof(float),
+                                                     const_cast<float*>(
+                                                       x.begin()))
+                                       : caf::error{};
+                            },
+                            [&] { return f.end_sequence(); });
+  } else if constexpr (std::is_base_of<caf::deserializer, Inspector>::value) {
+    size_t n = 0;
+    auto buf = std::make_shared<std::vector<float>>();
+    auto err = caf::error::eval(
+      [&] { return f.begin_sequence(n); },
+      [&] {
+        buf->resize(n);
+        return n ? f.apply_raw(n * sizeof(float), buf->data()) : caf::error{};
+      },
+      [&] { return f.end_sequence(); });
+    x.data = std::move(buf);
+    return err;
+  } else {
+    auto n = static_cast<uint64_t>(x.size());
+    return f(caf::meta::type_name("tensor"), n);
+  }
+}
+
+/// @relates row_span
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, row_span& x) {
+  return f(caf::meta::type_name("row_span"), x.shard, x.offset, x.count);
+}
+
+/// The rows one worker uses in one step.
+struct assignment {
+  int32_t rank = 0;
+  std::vector<row_span> spans;
+};
+
+/// @relates assignment
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, assignment& x) {
+  return f(caf::meta::type_name("assignment"), x.rank, x.spans);
+}
+
+/// A step as the master hands it down: which rows each worker of a group
+/// uses. `attempt` grows when a step is redone after a failure, so replies
+/// to an abandoned attempt are recognized as stale.
+struct step_plan {
+  uint64_t step = 0;
+  uint64_t epoch = 0;
+  uint32_t attempt = 0;
+  std::vector<assignment> work;
+};
+
+/// @relates step_plan
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_plan& x) {
+  return f(caf::meta::type_name("step_plan"), x.step, x.epoch, x.attempt,
+           x.work);
+}
+
+/// A (partial) gradient on its way up: the sum over `count` rows of the
+/// workers `ranks`, for step `step`, attempt `attempt`.
+struct grad_msg {
+  uint64_t step = 0;
+  uint32_t attempt = 0;
+  std::vector<int32_t> ranks;
+  uint64_t count = 0;
+  double loss = 0;
+  tensor values;
+};
+
+/// @relates grad_msg
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, grad_msg& x) {
+  return f(caf::meta::type_name("grad_msg"), x.step, x.attempt, x.ranks,
+           x.count, x.loss, x.values);
+}
+
+/// @relates eval_metrics
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, eval_metrics& x) {
+  return f(caf::meta::type_name("eval_metrics"), x.rows, x.loss, x.accuracy,
+           x.class_rows, x.class_correct, x.mse, x.r2);
+}
+
+/// What a member says when it joins: its role, protocol version and the
+/// fingerprint of the data it holds (empty when it holds none).
+struct member_info {
+  std::string role;
+  uint32_t protocol = protocol_version;
+  std::string fingerprint;
+};
+
+/// @relates member_info
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_info& x) {
+  return f(caf::meta::type_name("member_info"), x.role, x.protocol,
+           x.fingerprint);
+}
+
+} // namespace dml
+
+CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(dml, (dml::tensor))
+  CAF_ADD_TYPE_ID(dml, (dml::row_span))
+  CAF_ADD_TYPE_ID(dml, (dml::assignment))
+  CAF_ADD_TYPE_ID(dml, (dml::step_plan))
+  CAF_ADD_TYPE_ID(dml, (dml::grad_msg))
+  CAF_ADD_TYPE_ID(dml, (dml::eval_metrics))
+  CAF_ADD_TYPE_ID(dml, (dml::member_info))
+  CAF_ADD_TYPE_ID(dml, (std::vector<dml::row_span>))
+  CAF_ADD_TYPE_ID(dml, (std::vector<dml::assignment>))
+
+  /// Master to members: run this step (with the parameters).
+  CAF_ADD_ATOM(dml, dml, step_atom, "step")
+  /// Member to master: let me join.
+  CAF_ADD_ATOM(dml, dml, join_atom, "join")
+  /// Master to evaluator: evaluate these parameters.
+  CAF_ADD_ATOM(dml, dml, eval_atom, "eval")
+  /// Caller to master: run the job, reply with the final record.
+  CAF_ADD_ATOM(dml, dml, run_atom, "run")
+  /// Master to members: the job is over, exit.
+  CAF_ADD_ATOM(dml, dml, stop_atom, "stop")
+
+CAF_END_TYPE_ID_BLOCK(dml)

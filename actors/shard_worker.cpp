@@ -1,0 +1,38 @@
+#include "actors/shard_worker.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+
+namespace dml {
+
+caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
+                           worker_setup setup) {
+  auto& st = self->state;
+  st.geometry = shard_plan{setup.rows, setup.shards};
+  st.computer = std::make_unique<shard_computer>(setup.data, setup.seed);
+  st.setup = std::move(setup);
+  return {
+    [=](step_atom, const step_plan& plan, const tensor& params) -> grad_msg {
+      auto& st = self->state;
+      grad_msg reply;
+      reply.step = plan.step;
+      reply.attempt = plan.attempt;
+      std::vector<row_span> spans;
+      for (auto& a : plan.work) {
+        reply.ranks.push_back(a.rank);
+        spans.insert(spans.end(), a.spans.begin(), a.spans.end());
+      }
+      st.computer->compute(*st.setup.instance, params.begin(), plan.epoch,
+                           spans, st.geometry.shards(), st.scratch);
+      reply.count = st.scratch.count;
+      reply.loss = st.scratch.loss;
+      reply.values = tensor{std::move(st.scratch.values)};
+      st.scratch.values = {};
+      return reply;
+    },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+} // namespace dml

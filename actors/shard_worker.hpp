@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <caf/fwd.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "runtime/model.hpp"
+#include "runtime/shard.hpp"
+#include "runtime/training.hpp"
+
+namespace dml {
+
+/// What a shard-worker needs to compute gradients: its rows, a model
+/// instance of its own, and the shard geometry of the job.
+struct worker_setup {
+  /// The training rows (the whole set in one process; the shipped or loaded
+  /// rows on a cluster).
+  std::shared_ptr<const dataset> data;
+  /// A model instance used by this worker only.
+  std::shared_ptr<model> instance;
+  /// Seed of the shuffles (the job's seed).
+  uint64_t seed = 1;
+  /// Training rows and shards of the job, to rebuild the shard geometry.
+  uint64_t rows = 0;
+  uint32_t shards = 1;
+};
+
+/// State of a shard-worker.
+struct shard_worker_state {
+  worker_setup setup;
+  std::unique_ptr<shard_computer> computer;
+  shard_plan geometry;
+  gradient_sum scratch;
+  static inline const char* name = "dml.shard_worker";
+};
+
+/// Computes loss and gradient sums for the rows the master names.
+///
+/// Interface:
+/// - `(step_atom, step_plan, tensor params) -> grad_msg`: the sum over the
+///   rows of every assignment in the plan (normally one: this worker's).
+/// - `(stop_atom)`: quit.
+///
+/// Spawn it detached (`spawn<caf::detached>`), so gradient work has a thread
+/// of its own and never delays the scheduler's control messages.
+caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
+                           worker_setup setup);
+
+} // namespace dml

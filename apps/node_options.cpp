@@ -1,0 +1,121 @@
+#include "apps/node_options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <iostream>
+#include <sstream>
+
+namespace dml {
+
+expected<std::vector<size_t>> parse_layers(const std::string& text) {
+  std::vector<size_t> result;
+  if (text.empty())
+    return result;
+  std::stringstream ss{text};
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    errno = 0;
+    auto v = std::strtoull(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno != 0 || v == 0
+        || item[0] == '-')
+      return make_error(errc::bad_value,
+                        fmt::format("--hidden: '{}' is not a list of positive "
+                                    "layer sizes such as 128,64",
+                                    text));
+    result.push_back(static_cast<size_t>(v));
+  }
+  return result;
+}
+
+expected<node_options> parse_node_options(int argc, const char* const* argv) {
+  node_options o;
+  auto& s = o.spec;
+  std::string hidden;
+  std::string activation_name = "relu";
+  std::string optimizer_name = "sgd";
+  std::string schedule_name = "constant";
+  CLI::App app{"dml-node: data-parallel training on CAF actors", "dml-node"};
+  app.set_config("--config", "", "Read flags from a file (INI or TOML keys "
+                                 "named like the long flags)");
+  app.add_option("--role,-r", o.role, "master, worker, aggregator, local, eval")
+    ->required()
+    ->check(CLI::IsMember({"master", "worker", "aggregator", "local", "eval"}));
+  app.add_option("--train", s.train_path, "Training data (IDX, CSV, LIBSVM)");
+  app.add_option("--test", s.test_path, "Test data, evaluated after each epoch");
+  app.add_option("--format", s.format, "auto, idx, csv, libsvm")
+    ->check(CLI::IsMember({"auto", "idx", "csv", "libsvm"}));
+  app.add_option("--label-column", s.label_column,
+                 "CSV: name of the target column (default: the last)");
+  app.add_flag("--standardize", s.standardize,
+               "Standardize features with training statistics");
+  app.add_option("--task", s.task, "auto, classification, regression")
+    ->check(CLI::IsMember({"auto", "classification", "regression"}));
+  app.add_option("--model", s.model, "linear, logistic, softmax, mlp, ...");
+  app.add_option("--hidden", hidden, "MLP hidden layers, e.g. 128,64");
+  app.add_option("--activation", activation_name, "MLP activation: relu, tanh")
+    ->check(CLI::IsMember({"relu", "tanh"}));
+  app.add_option("--l2", s.l2, "L2 penalty on weights");
+  app.add_option("--optimizer", optimizer_name, "sgd, momentum, adam")
+    ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
+  app.add_option("--lr", s.opt.lr, "Learning rate");
+  app.add_option("--momentum", s.opt.momentum, "Momentum coefficient");
+  app.add_flag("--nesterov", s.opt.nesterov, "Nesterov momentum");
+  app.add_option("--schedule", schedule_name, "constant, step, cosine")
+    ->check(CLI::IsMember({"constant", "step", "cosine"}));
+  app.add_option("--lr-decay", s.opt.decay, "Step schedule: factor");
+  app.add_option("--lr-decay-epochs", s.opt.decay_epochs,
+                 "Step schedule: epochs between decays");
+  app.add_option("--min-lr", s.opt.min_lr, "Cosine schedule: final rate");
+  app.add_option("--epochs", s.epochs, "Passes over the training data");
+  app.add_option("--batch-size", s.batch_size,
+                 "Global minibatch rows per step");
+  app.add_option("--shards", s.shards, "Shards (0: 4 per worker)");
+  app.add_option("--seed", s.seed, "Seed of initialization and shuffles");
+  app.add_option("--workers", s.workers, "Shard-workers");
+  app.add_option("--aggregators", s.aggregators,
+                 "Aggregators (0: the master aggregates)");
+  app.add_option("--model-out", o.model_out, "Save the trained model here");
+  app.add_option("--metrics-out", o.metrics_out, "JSON Lines metrics file");
+  app.add_option("--model-in", o.model_in, "eval: the model to evaluate");
+  app.add_option("--predictions-out", o.predictions_out,
+                 "eval: one prediction per test row");
+  app.add_option("--threads", o.threads, "Scheduler threads (0: one per core)");
+  app.add_option("--step-timeout", o.step_timeout_ms,
+                 "Deadline of one step in milliseconds");
+  app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    app.exit(e);
+    o.help_printed = true;
+    return o;
+  } catch (const CLI::ParseError& e) {
+    return make_error(errc::bad_value, e.what());
+  }
+  auto layers = parse_layers(hidden);
+  if (!layers)
+    return layers.err();
+  s.hidden = std::move(*layers);
+  s.act = *parse_activation(activation_name);
+  s.opt.kind = *parse_optimizer(optimizer_name);
+  s.opt.schedule = *parse_schedule(schedule_name);
+  if (s.model == "mlp" && s.hidden.empty())
+    s.hidden = {128};
+  if (o.role == "eval") {
+    if (o.model_in.empty())
+      return make_error(errc::bad_config, "--model-in: required for --role "
+                                          "eval");
+    if (s.test_path.empty())
+      return make_error(errc::bad_config, "--test: required for --role eval");
+  } else if (o.role == "local" || o.role == "master") {
+    if (auto err = validate(s))
+      return err;
+  }
+  if (o.step_timeout_ms == 0)
+    return make_error(errc::bad_value, "--step-timeout: must be at least 1");
+  return o;
+}
+
+} // namespace dml

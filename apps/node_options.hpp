@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/error.hpp"
+#include "runtime/job_spec.hpp"
+
+namespace dml {
+
+/// Everything `dml-node` reads from its command line (or config file).
+struct node_options {
+  /// master, worker, aggregator, local or eval.
+  std::string role;
+  job_spec spec;
+  std::string model_out;
+  std::string metrics_out;
+  std::string model_in;
+  std::string predictions_out;
+  /// Scheduler threads (0: one per core).
+  uint32_t threads = 0;
+  bool quiet = false;
+  /// Deadline of one step in milliseconds.
+  uint64_t step_timeout_ms = 60000;
+  /// Set when --help was printed: exit 0 without running.
+  bool help_printed = false;
+};
+
+/// Parses `argv`. Both `--flag value` and `--flag=value` work; `--config
+/// FILE` reads the same keys from a file. Errors are one line naming the flag
+/// and the problem.
+expected<node_options> parse_node_options(int argc, const char* const* argv);
+
+/// Parses a list of layer sizes such as "128,64".
+expected<std::vector<size_t>> parse_layers(const std::string& text);
+
+} // namespace dml

@@ -1,0 +1,76 @@
+#include "runtime/dataset.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dml {
+
+batch_view batch_buffer::gather(const dataset& data, const uint32_t* row_ids,
+                                size_t n) {
+  batch_view v;
+  v.rows = n;
+  v.cols = data.cols;
+  targets_.resize(n);
+  for (size_t i = 0; i < n; ++i)
+    targets_[i] = data.targets[row_ids[i]];
+  v.targets = targets_.data();
+  if (!data.sparse) {
+    dense_.resize(n * data.cols);
+    for (size_t i = 0; i < n; ++i)
+      std::memcpy(dense_.data() + i * data.cols,
+                  data.dense.data() + size_t{row_ids[i]} * data.cols,
+                  data.cols * sizeof(float));
+    v.dense = dense_.data();
+    return v;
+  }
+  indptr_.resize(n + 1);
+  indptr_[0] = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto r = row_ids[i];
+    indptr_[i + 1] = indptr_[i] + (data.csr.indptr[r + 1] - data.csr.indptr[r]);
+  }
+  auto nnz = static_cast<size_t>(indptr_[n]);
+  indices_.resize(nnz);
+  values_.resize(nnz);
+  for (size_t i = 0; i < n; ++i) {
+    auto r = row_ids[i];
+    auto first = static_cast<size_t>(data.csr.indptr[r]);
+    auto len = static_cast<size_t>(data.csr.indptr[r + 1]) - first;
+    std::copy_n(data.csr.indices.data() + first, len,
+                indices_.data() + indptr_[i]);
+    std::copy_n(data.csr.values.data() + first, len,
+                values_.data() + indptr_[i]);
+  }
+  v.indptr = indptr_.data();
+  v.indices = indices_.data();
+  v.values = values_.data();
+  return v;
+}
+
+batch_view batch_buffer::slice(const dataset& data, size_t first, size_t n) {
+  batch_view v;
+  v.rows = n;
+  v.cols = data.cols;
+  v.targets = data.targets.data() + first;
+  if (!data.sparse) {
+    v.dense = data.dense.data() + first * data.cols;
+    return v;
+  }
+  v.indptr = data.csr.indptr.data() + first;
+  v.indices = data.csr.indices.data();
+  v.values = data.csr.values.data();
+  return v;
+}
+
+batch_view whole(const dataset& data) {
+  return batch_buffer::slice(data, 0, data.rows);
+}
+
+size_t count_classes(const std::vector<float>& targets) {
+  float hi = -1;
+  for (auto t : targets)
+    hi = std::max(hi, t);
+  return static_cast<size_t>(hi + 1);
+}
+
+} // namespace dml

@@ -1,0 +1,217 @@
+#include "runtime/training.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <Eigen/Core>
+#include <fmt/format.h>
+
+#include "runtime/loaders.hpp"
+
+namespace dml {
+
+expected<prepared_data> prepare_data(const job_spec& spec) {
+  prepared_data result;
+  bool cls = resolved_task(spec) == "classification";
+  result.task = cls ? task_kind::classification : task_kind::regression;
+  auto fmt_kind = parse_data_format(spec.format);
+  if (!fmt_kind)
+    return fmt_kind.err();
+  load_options opts;
+  opts.format = *fmt_kind;
+  opts.label_column = spec.label_column;
+  opts.classification = cls;
+  auto train = load_dataset(spec.train_path, opts);
+  if (!train)
+    return train.err();
+  if (train->rows == 0)
+    return make_error(errc::bad_format,
+                      fmt::format("{}: no rows", spec.train_path));
+  size_t classes = 0;
+  if (cls) {
+    classes = std::max<size_t>(2, count_classes(train->targets));
+    if (auto err = check_labels(*train, classes))
+      return err;
+  }
+  std::shared_ptr<dataset> test;
+  if (!spec.test_path.empty()) {
+    auto test_opts = opts;
+    if (train->sparse)
+      test_opts.dimension = train->cols;
+    auto t = load_dataset(spec.test_path, test_opts);
+    if (!t)
+      return t.err();
+    if (t->cols != train->cols)
+      return make_error(errc::shape_mismatch,
+                        fmt::format("{}: has {} features, the training set "
+                                    "{} has {}",
+                                    spec.test_path, t->cols, spec.train_path,
+                                    train->cols));
+    if (cls) {
+      if (auto err = check_labels(*t, classes))
+        return err;
+    }
+    test = std::make_shared<dataset>(std::move(*t));
+  }
+  if (spec.standardize) {
+    result.stdz = fit_standardizer(*train);
+    if (auto err = apply_standardizer(result.stdz, *train))
+      return err;
+    if (test) {
+      if (auto err = apply_standardizer(result.stdz, *test))
+        return err;
+    }
+  }
+  result.config = make_model_config(spec, train->cols, classes);
+  result.train = std::make_shared<const dataset>(std::move(*train));
+  result.test = std::move(test);
+  return result;
+}
+
+model_config make_model_config(const job_spec& spec, size_t inputs,
+                               size_t classes) {
+  model_config cfg;
+  cfg.name = spec.model;
+  cfg.inputs = inputs;
+  cfg.hidden = spec.hidden;
+  cfg.act = spec.act;
+  if (classes == 0 || spec.model == "logistic")
+    cfg.outputs = 1;
+  else
+    cfg.outputs = classes;
+  return cfg;
+}
+
+uint32_t shard_count(const job_spec& spec, uint64_t rows) {
+  uint64_t s = spec.shards != 0 ? spec.shards : uint64_t{4} * spec.workers;
+  return static_cast<uint32_t>(std::max<uint64_t>(1, std::min(s, rows)));
+}
+
+void accumulate(gradient_sum& acc, const gradient_sum& x) {
+  if (acc.values.empty()) {
+    acc.values = x.values;
+  } else if (!x.values.empty()) {
+    auto n = static_cast<Eigen::Index>(acc.values.size());
+    Eigen::Map<Eigen::ArrayXf>{acc.values.data(), n} += Eigen::Map<
+      const Eigen::ArrayXf>{x.values.data(), n};
+  }
+  acc.count += x.count;
+  acc.loss += x.loss;
+}
+
+double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
+                  double progress, std::vector<float>& params,
+                  optimizer_state& opt) {
+  auto n = static_cast<Eigen::Index>(params.size());
+  Eigen::Map<Eigen::ArrayXf> g{sum.values.data(), n};
+  auto count = static_cast<double>(sum.count == 0 ? 1 : sum.count);
+  g *= static_cast<float>(1.0 / count);
+  double penalty = 0;
+  if (spec.l2 > 0)
+    penalty = m.add_l2(params.data(), spec.l2, sum.values.data());
+  auto lr = learning_rate(spec.opt, progress, spec.epochs);
+  apply_update(spec.opt, lr, opt, params.data(), sum.values.data(),
+               params.size());
+  return sum.loss / count + penalty;
+}
+
+shard_computer::shard_computer(std::shared_ptr<const dataset> data,
+                               uint64_t seed)
+    : data_(std::move(data)), seed_(seed) {
+  // nop
+}
+
+const std::vector<uint32_t>& shard_computer::order(uint64_t epoch,
+                                                   const shard& s) {
+  if (epoch != cached_epoch_) {
+    orders_.clear();
+    cached_epoch_ = epoch;
+  }
+  if (orders_.size() <= s.id)
+    orders_.resize(s.id + 1);
+  auto& o = orders_[s.id];
+  if (o.empty() && s.size() > 0)
+    o = shard_order(seed_, epoch, s.id, s.size());
+  return o;
+}
+
+void shard_computer::compute(model& m, const float* params, uint64_t epoch,
+                             const std::vector<row_span>& spans,
+                             const std::vector<shard>& shards,
+                             gradient_sum& out) {
+  rows_.clear();
+  for (auto& sp : spans) {
+    auto& s = shards[sp.shard];
+    span_rows(sp, s.begin, order(epoch, s), rows_);
+  }
+  out.values.resize(m.num_params());
+  out.count = rows_.size();
+  if (rows_.empty()) {
+    std::fill(out.values.begin(), out.values.end(), 0.0f);
+    out.loss = 0;
+    return;
+  }
+  auto batch = buf_.gather(*data_, rows_.data(), rows_.size());
+  out.loss = m.loss_and_gradient(params, batch, out.values.data());
+}
+
+expected<train_outcome> train_single_threaded(
+  const job_spec& spec, const prepared_data& data,
+  const model_registry& registry,
+  const std::function<void(const epoch_report&)>& on_epoch) {
+  using clock = std::chrono::steady_clock;
+  auto made = registry.make(data.config);
+  if (!made)
+    return made.err();
+  auto& m = **made;
+  train_outcome out;
+  auto params = m.init(spec.seed);
+  auto opt = make_optimizer_state(spec.opt, params.size());
+  auto rows = data.train->rows;
+  shard_plan plan{rows, shard_count(spec, rows)};
+  plan.assign_round_robin({0});
+  shard_computer worker{data.train, spec.seed};
+  gradient_sum grad;
+  auto quota = spec.batch_size;
+  for (uint32_t epoch = 0; epoch < spec.epochs; ++epoch) {
+    plan.start_epoch();
+    auto t0 = clock::now();
+    double loss_sum = 0;
+    uint64_t epoch_steps = 0;
+    while (!plan.epoch_done()) {
+      auto spans = plan.take(0, quota);
+      worker.compute(m, params.data(), epoch, spans, plan.shards(), grad);
+      loss_sum += grad.loss;
+      auto progress = static_cast<double>(out.samples)
+        / static_cast<double>(rows);
+      auto used = grad.count;
+      apply_step(m, spec, grad, progress, params, opt);
+      plan.commit(spans);
+      out.samples += used;
+      ++out.steps;
+      ++epoch_steps;
+    }
+    auto secs = std::chrono::duration<double>(clock::now() - t0).count();
+    out.train_seconds += secs;
+    epoch_report rep;
+    rep.epoch = epoch + 1;
+    rep.steps = out.steps;
+    rep.samples = out.samples;
+    rep.train_loss = loss_sum / static_cast<double>(rows);
+    rep.train_seconds = secs;
+    if (data.test) {
+      rep.has_test = true;
+      rep.test = evaluate(m, params.data(), *data.test);
+    }
+    out.epochs.push_back(rep);
+    if (on_epoch)
+      on_epoch(rep);
+  }
+  out.model.config = data.config;
+  out.model.task = data.task;
+  out.model.stdz = data.stdz;
+  out.model.params = std::move(params);
+  return out;
+}
+
+} // namespace dml

@@ -1,0 +1,118 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "runtime/dataset.hpp"
+#include "runtime/error.hpp"
+#include "runtime/job_spec.hpp"
+#include "runtime/metrics.hpp"
+#include "runtime/model.hpp"
+#include "runtime/model_file.hpp"
+#include "runtime/model_registry.hpp"
+#include "runtime/optimizer.hpp"
+#include "runtime/preprocess.hpp"
+#include "runtime/shard.hpp"
+
+namespace dml {
+
+/// The data of a job, loaded, checked and preprocessed, and the model shape
+/// it implies.
+struct prepared_data {
+  std::shared_ptr<const dataset> train;
+  /// Null when the job has no test set.
+  std::shared_ptr<const dataset> test;
+  standardizer stdz;
+  model_config config;
+  task_kind task = task_kind::classification;
+};
+
+/// Loads the training (and test) data of `spec`, derives the class count from
+/// the training labels, checks the test labels against it, fits and applies
+/// standardization when asked, and fills in the model configuration.
+expected<prepared_data> prepare_data(const job_spec& spec);
+
+/// Returns the model configuration for `spec` on data with `inputs` features
+/// and `classes` classes (0 for regression).
+model_config make_model_config(const job_spec& spec, size_t inputs,
+                               size_t classes);
+
+/// Returns the shard count of `spec` (4 per worker by default), clamped to
+/// the number of rows.
+uint32_t shard_count(const job_spec& spec, uint64_t rows);
+
+/// One worker's contribution to a step: summed loss and gradient over
+/// `count` rows.
+struct gradient_sum {
+  uint64_t count = 0;
+  double loss = 0;
+  std::vector<float> values;
+};
+
+/// Adds `x` into `acc` (`acc.values` sized on first use). Reductions call
+/// this in rank order, so the float sums never depend on arrival order.
+void accumulate(gradient_sum& acc, const gradient_sum& x);
+
+/// Turns a summed gradient into a parameter update: divides by the row
+/// count, adds the L2 term, and applies the optimizer with the learning rate
+/// for `progress` epochs. Returns the mean loss of the step, regularization
+/// included. `scratch` keeps its capacity between calls.
+double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
+                  double progress, std::vector<float>& params,
+                  optimizer_state& opt);
+
+/// Computes one worker's gradient over `spans` of the shard plan, gathering
+/// rows through `buf`. Orders come from `order_of(shard)`.
+class shard_computer {
+public:
+  shard_computer(std::shared_ptr<const dataset> data, uint64_t seed);
+
+  /// Returns the loss and gradient summed over the rows of `spans` in `epoch`
+  /// for `params`, computed with `m`. Writes into `out` (reusing its buffer).
+  void compute(model& m, const float* params, uint64_t epoch,
+               const std::vector<row_span>& spans,
+               const std::vector<shard>& shards, gradient_sum& out);
+
+private:
+  const std::vector<uint32_t>& order(uint64_t epoch, const shard& s);
+
+  std::shared_ptr<const dataset> data_;
+  uint64_t seed_;
+  uint64_t cached_epoch_ = UINT64_MAX;
+  std::vector<std::vector<uint32_t>> orders_;
+  std::vector<uint32_t> rows_;
+  batch_buffer buf_;
+};
+
+/// What the single-threaded loop reports after each epoch.
+struct epoch_report {
+  uint32_t epoch = 0;
+  uint64_t steps = 0;
+  uint64_t samples = 0;
+  double train_loss = 0;
+  double train_seconds = 0;
+  bool has_test = false;
+  eval_metrics test;
+};
+
+/// The result of a training run.
+struct train_outcome {
+  model_file model;
+  std::vector<epoch_report> epochs;
+  uint64_t steps = 0;
+  uint64_t samples = 0;
+  double train_seconds = 0;
+};
+
+/// Trains `spec` in this thread with the shard plan of one worker: the
+/// reference the actor runtime is held against. Calls `on_epoch` after each
+/// epoch (if set).
+expected<train_outcome>
+train_single_threaded(const job_spec& spec, const prepared_data& data,
+                      const model_registry& registry,
+                      const std::function<void(const epoch_report&)>& on_epoch
+                      = {});
+
+} // namespace dml

@@ -1,0 +1,132 @@
+#include "runtime/training.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "runtime/loaders.hpp"
+
+using namespace dml;
+
+namespace {
+
+const std::string fashion = DML_FASHION_MNIST_DIR;
+
+job_spec fashion_softmax() {
+  job_spec s;
+  s.train_path = fashion + "/train-images-idx3-ubyte.gz";
+  s.test_path = fashion + "/t10k-images-idx3-ubyte.gz";
+  s.model = "softmax";
+  s.opt.lr = 0.1f;
+  s.batch_size = 128;
+  s.epochs = 10;
+  s.seed = 1;
+  return s;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(training)
+
+// The reference loop reaches the accuracy the runtime is held to.
+BOOST_AUTO_TEST_CASE(softmax_fashion_mnist_reaches_083) {
+  auto spec = fashion_softmax();
+  auto data = prepare_data(spec);
+  BOOST_REQUIRE_MESSAGE(static_cast<bool>(data),
+                        (data ? std::string{} : data.err().message()));
+  BOOST_TEST(data->config.outputs == 10u);
+  BOOST_TEST(data->config.inputs == 784u);
+  model_registry reg;
+  register_builtin_models(reg);
+  auto out = train_single_threaded(spec, *data, reg);
+  BOOST_REQUIRE(out);
+  BOOST_TEST(out->samples == 10u * 60000u);
+  BOOST_TEST(out->epochs.size() == 10u);
+  auto acc = out->epochs.back().test.accuracy;
+  BOOST_TEST_MESSAGE("softmax test accuracy " << acc);
+  BOOST_TEST(acc >= 0.83);
+  BOOST_TEST(out->epochs.back().test.class_rows.size() == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(runs_are_bit_identical) {
+  synthetic_options o;
+  o.rows = 500;
+  o.cols = 6;
+  o.classes = 3;
+  o.noise = 1.0f;
+  auto d = std::make_shared<dataset>(make_classification(o));
+  prepared_data data;
+  data.train = d;
+  job_spec spec;
+  spec.train_path = "synthetic";
+  spec.model = "softmax";
+  spec.epochs = 3;
+  spec.batch_size = 32;
+  spec.opt.kind = optimizer_kind::adam;
+  spec.opt.lr = 0.01f;
+  data.config = make_model_config(spec, 6, 3);
+  model_registry reg;
+  register_builtin_models(reg);
+  auto a = train_single_threaded(spec, data, reg);
+  auto b = train_single_threaded(spec, data, reg);
+  BOOST_REQUIRE(a);
+  BOOST_REQUIRE(b);
+  BOOST_TEST(a->model.params == b->model.params);
+  BOOST_TEST(a->samples == 1500u);
+  spec.seed = 2;
+  auto c = train_single_threaded(spec, data, reg);
+  BOOST_TEST(a->model.params != c->model.params);
+}
+
+BOOST_AUTO_TEST_CASE(regression_fits_synthetic_data) {
+  synthetic_options o;
+  o.rows = 2000;
+  o.cols = 5;
+  o.noise = 0.1f;
+  prepared_data data;
+  data.train = std::make_shared<dataset>(make_regression(o));
+  o.seed = 1; // same weights, fresh rows are not needed: evaluate on train
+  data.test = data.train;
+  data.task = task_kind::regression;
+  job_spec spec;
+  spec.train_path = "synthetic";
+  spec.model = "linear";
+  spec.epochs = 20;
+  spec.batch_size = 32;
+  spec.opt.lr = 0.05f;
+  data.config = make_model_config(spec, 5, 0);
+  model_registry reg;
+  register_builtin_models(reg);
+  auto out = train_single_threaded(spec, data, reg);
+  BOOST_REQUIRE(out);
+  auto& t = out->epochs.back().test;
+  BOOST_TEST_MESSAGE("linear r2 " << t.r2 << " mse " << t.mse);
+  BOOST_TEST(t.r2 > 0.95);
+  BOOST_TEST(t.mse < 0.05);
+}
+
+BOOST_AUTO_TEST_CASE(test_label_outside_classes_is_an_error) {
+  // Training labels 0..1, a test label 2: the model cannot predict it.
+  auto dir = std::filesystem::temp_directory_path()
+             / ("dml-training-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream train{dir / "train.csv"};
+    train << "a,b,label\n1,2,0\n3,4,1\n5,6,0\n";
+    std::ofstream test{dir / "test.csv"};
+    test << "a,b,label\n1,2,0\n3,4,2\n";
+  }
+  job_spec spec;
+  spec.train_path = (dir / "train.csv").string();
+  spec.test_path = (dir / "test.csv").string();
+  auto data = prepare_data(spec);
+  std::filesystem::remove_all(dir);
+  BOOST_REQUIRE(!data);
+  BOOST_TEST((data.err().code() == errc::bad_value));
+  BOOST_TEST(data.err().message()
+             == spec.test_path + ": row 2: label 2 is outside the model's 2 "
+                                 "classes");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
