@@ -2,9 +2,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/aggregator.hpp"
 #include "actors/errors.hpp"
-#include "actors/evaluator.hpp"
 #include "actors/master.hpp"
 #include "actors/messages.hpp"
 #include "actors/shard_worker.hpp"
@@ -14,10 +12,11 @@ namespace dml {
 expected<std::string> run_local(caf::actor_system& sys,
                                 const local_options& opts,
                                 const prepared_data& data,
-                                const model_registry& registry) {
+                                const model_registry& models,
+                                const actor_registry& actors) {
   auto& spec = opts.spec;
   auto make = [&]() -> expected<std::shared_ptr<model>> {
-    auto m = registry.make(data.config);
+    auto m = models.make(data.config);
     if (!m)
       return m.err();
     return std::shared_ptr<model>{std::move(*m)};
@@ -47,14 +46,46 @@ expected<std::string> run_local(caf::actor_system& sys,
   auto on_error = [&](caf::error& err) {
     failure = make_error(errc::bad_config, describe(err));
   };
+  actor_context ctx;
+  ctx.spec = spec;
+  ctx.step_timeout = opts.step_timeout;
+  auto stop_all = [&] {
+    for (auto& m : members)
+      self->send(m, stop_atom_v);
+    self->send(boss, stop_atom_v);
+  };
   if (data.test) {
     auto m = make();
     if (!m)
       return m.err();
-    auto ev = sys.spawn<caf::detached>(evaluator, data.test, *m);
-    members.push_back(ev);
-    self->send(boss, join_atom_v, ev);
+    ctx.test = data.test;
+    ctx.instance = *m;
+    auto ev = actors.spawn(actor_kind::evaluator, opts.evaluator_type, sys,
+                           ctx);
+    if (!ev) {
+      stop_all();
+      return ev.err();
+    }
+    members.push_back(*ev);
+    self->send(boss, join_atom_v, *ev);
+    ctx.test = nullptr;
+    ctx.instance = nullptr;
   }
+  for (auto& spec_text : opts.observers) {
+    auto colon = spec_text.find(':');
+    auto name = spec_text.substr(0, colon);
+    ctx.arg = colon == std::string::npos ? "" : spec_text.substr(colon + 1);
+    auto ob = actors.spawn(actor_kind::observer, name, sys, ctx);
+    if (!ob) {
+      stop_all();
+      return ob.err();
+    }
+    members.push_back(*ob);
+    self->request(boss, caf::infinite, join_atom_v,
+                  member_info{"observer", protocol_version, {}}, *ob)
+      .receive([](int32_t) {}, on_error);
+  }
+  ctx.arg.clear();
   for (uint32_t r = 0; r < spec.workers && !failure; ++r) {
     auto m = make();
     if (!m)
@@ -66,10 +97,15 @@ expected<std::string> run_local(caf::actor_system& sys,
       .receive([](int32_t) {}, on_error);
   }
   for (uint32_t g = 0; g < spec.aggregators && !failure; ++g) {
-    auto a = sys.spawn(aggregator, opts.step_timeout);
-    members.push_back(a);
-    self->request(boss, caf::infinite, join_atom_v, member_info{"aggregator", protocol_version, {}},
-                  a)
+    auto a = actors.spawn(actor_kind::aggregator, opts.aggregator_type, sys,
+                          ctx);
+    if (!a) {
+      failure = a.err();
+      break;
+    }
+    members.push_back(*a);
+    self->request(boss, caf::infinite, join_atom_v,
+                  member_info{"aggregator", protocol_version, {}}, *a)
       .receive([](int32_t) {}, on_error);
   }
   std::string result;
@@ -79,9 +115,7 @@ expected<std::string> run_local(caf::actor_system& sys,
                [&](caf::error& err) {
                  failure = make_error(errc::bad_config, describe(err));
                });
-  for (auto& m : members)
-    self->send(m, stop_atom_v);
-  self->send(boss, stop_atom_v);
+  stop_all();
   if (failure)
     return failure;
   return result;

@@ -5,6 +5,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/actor_registry.hpp"
 #include "runtime/error.hpp"
 #include "runtime/job_spec.hpp"
 #include "runtime/model_registry.hpp"
@@ -19,15 +20,22 @@ struct local_options {
   std::string model_out;
   report_options report;
   std::chrono::milliseconds step_timeout{60000};
+  /// Registered names of the pluggable actors to spawn.
+  std::string aggregator_type = "aggregator";
+  std::string evaluator_type = "evaluator";
+  /// Observers, each `name` or `name:arg`.
+  std::vector<std::string> observers;
 };
 
 /// Spawns the whole graph (master, `spec.workers` shard-workers,
-/// `spec.aggregators` aggregators, an evaluator when there is a test set) in
+/// `spec.aggregators` aggregators, an evaluator when there is a test set,
+/// the observers; the pluggable ones made by `actors`) in
 /// `sys`, runs the job, stops every actor, and returns the final metrics
 /// record (JSON text).
 expected<std::string> run_local(caf::actor_system& sys,
                                 const local_options& opts,
                                 const prepared_data& data,
-                                const model_registry& registry);
+                                const model_registry& models,
+                                const actor_registry& actors);
 
 } // namespace dml

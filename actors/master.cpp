@@ -27,6 +27,19 @@ void fail(self_ptr self, caf::error err) {
 
 void next_step(self_ptr self);
 
+/// Sends a metrics record to every observer.
+void publish(self_ptr self, const std::string& json) {
+  for (auto& ob : self->state.observers)
+    self->send(ob, record_atom_v, json);
+}
+
+/// Writes an epoch record and tells the observers.
+void record_epoch(self_ptr self, const epoch_record& rec) {
+  auto& st = self->state;
+  st.out->epoch(rec);
+  publish(self, st.out->to_json(rec));
+}
+
 /// Ends the job when training and every evaluation are done.
 void maybe_finish(self_ptr self) {
   auto& st = self->state;
@@ -52,7 +65,9 @@ void maybe_finish(self_ptr self) {
   rec.train_s = st.train_s;
   rec.params_sha256
     = to_hex(sha256_of(params.data(), params.size() * sizeof(float)));
-  st.done.deliver(st.out->final(rec));
+  auto json = st.out->final(rec);
+  publish(self, json);
+  st.done.deliver(std::move(json));
 }
 
 /// Records the end of an epoch and starts its evaluation.
@@ -68,7 +83,7 @@ void end_epoch(self_ptr self) {
   rec.train_s = st.train_s;
   st.last_train_loss = rec.train_loss;
   if (!st.evaluator) {
-    st.out->epoch(rec);
+    record_epoch(self, rec);
     return;
   }
   ++st.evals_pending;
@@ -81,7 +96,7 @@ void end_epoch(self_ptr self) {
         rec.test = m;
         st.last_test = std::move(m);
         st.has_last_test = true;
-        st.out->epoch(rec);
+        record_epoch(self, rec);
         --st.evals_pending;
         maybe_finish(self);
       },
@@ -284,6 +299,10 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
         auto index = static_cast<int32_t>(st.aggregators.size() - 1);
         maybe_start(self);
         return index;
+      }
+      if (info.role == "observer") {
+        st.observers.push_back(std::move(member));
+        return static_cast<int32_t>(st.observers.size() - 1);
       }
       return make_caf_error(errc::bad_value,
                             "master: unknown role '" + info.role + "'");

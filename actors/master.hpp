@@ -51,6 +51,7 @@ struct master_state {
   caf::actor evaluator;
   std::vector<caf::actor> workers;
   std::vector<caf::actor> aggregators;
+  std::vector<caf::actor> observers;
   /// Ranks of each aggregator's group.
   std::vector<std::vector<int32_t>> groups;
   bool started = false;
@@ -90,6 +91,9 @@ struct master_state {
 /// - `(join_atom, member_info, caf::actor) -> int32_t`: a worker or an
 ///   aggregator joins; the reply is its rank (index).
 /// - `(join_atom, caf::actor evaluator)`: sets the evaluator.
+///
+/// The master sends `(record_atom, std::string json)` to every observer for
+/// each metrics record (epochs, then the final one).
 /// - `(run_atom) -> std::string`: runs the job once every member has joined;
 ///   the reply is the final metrics record (JSON) or an error.
 /// - `(stop_atom)`: quit.

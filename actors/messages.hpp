@@ -184,5 +184,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
   CAF_ADD_ATOM(dml, dml, run_atom, "run")
   /// Master to members: the job is over, exit.
   CAF_ADD_ATOM(dml, dml, stop_atom, "stop")
+  /// Master to observers: a metrics record (JSON text).
+  CAF_ADD_ATOM(dml, dml, record_atom, "record")
 
 CAF_END_TYPE_ID_BLOCK(dml)

@@ -84,6 +84,13 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app.add_option("--threads", o.threads, "Scheduler threads (0: one per core)");
   app.add_option("--step-timeout", o.step_timeout_ms,
                  "Deadline of one step in milliseconds");
+  app.add_option("--aggregator-type", o.aggregator_type,
+                 "Registered aggregator actor to spawn");
+  app.add_option("--evaluator-type", o.evaluator_type,
+                 "Registered evaluator actor to spawn");
+  app.add_option("--observer", o.observers,
+                 "Registered observer actor (name or name:arg), repeatable")
+    ->delimiter(',');
   app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
   try {
     app.parse(argc, argv);

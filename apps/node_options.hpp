@@ -23,6 +23,10 @@ struct node_options {
   bool quiet = false;
   /// Deadline of one step in milliseconds.
   uint64_t step_timeout_ms = 60000;
+  /// Registered names of pluggable actors.
+  std::string aggregator_type = "aggregator";
+  std::string evaluator_type = "evaluator";
+  std::vector<std::string> observers;
   /// Set when --help was printed: exit 0 without running.
   bool help_printed = false;
 };

@@ -190,8 +190,8 @@ void affine_forward(const float* w, const float* b, size_t outputs,
     // One pass over the rows; each entry adds a scaled, contiguous column of
     // W^T (the `outputs` weights of its input) to the row's logits.
     float* wt = scratch(ws.transposed, outputs * inputs);
-    Eigen::Map<Eigen::MatrixXf>{wt, idx(outputs), idx(inputs)} = Eigen::Map<
-      const row_matrix>{w, idx(outputs), idx(inputs)};
+    Eigen::Map<const row_matrix> wm{w, idx(outputs), idx(inputs)};
+    Eigen::Map<Eigen::MatrixXf>{wt, idx(outputs), idx(inputs)} = wm;
     float* acc = scratch(ws.row, outputs);
     for (size_t r = 0; r < rows; ++r) {
       std::copy(b, b + outputs, acc);
@@ -255,8 +255,8 @@ void affine_backward(const float* dz, size_t outputs, const batch_view& x,
           col[o] += v * acc[o];
       }
     }
-    Eigen::Map<row_matrix>{gw, idx(outputs), idx(inputs)} = Eigen::Map<
-      const Eigen::MatrixXf>{gt, idx(outputs), idx(inputs)};
+    Eigen::Map<const Eigen::MatrixXf> gm{gt, idx(outputs), idx(inputs)};
+    Eigen::Map<row_matrix>{gw, idx(outputs), idx(inputs)} = gm;
     return;
   }
   Eigen::Map<Eigen::VectorXf>{gw, idx(outputs * inputs)}.setZero();
@@ -331,8 +331,8 @@ void head_predict(loss_head head, float* z, size_t rows, size_t outputs,
   switch (head) {
     case loss_head::squared_error: {
       assert(outputs == 1);
-      Eigen::Map<Eigen::ArrayXf>{out, idx(rows)} = Eigen::Map<
-        const Eigen::ArrayXf>{z, idx(rows)};
+      Eigen::Map<const Eigen::ArrayXf> lz{z, idx(rows)};
+      Eigen::Map<Eigen::ArrayXf>{out, idx(rows)} = lz;
       return;
     }
     case loss_head::logistic: {
@@ -340,10 +340,8 @@ void head_predict(loss_head head, float* z, size_t rows, size_t outputs,
       Eigen::Map<const Eigen::ArrayXf> lz{z, idx(rows)};
       Eigen::Map<Eigen::ArrayXf> e{scratch(tmp, rows), idx(rows)};
       e = (-lz.abs()).exp();
-      Eigen::Map<Eigen::ArrayXf>{out, idx(rows)} = (lz >= 0.0f)
-                                                     .select(
-                                                       (1.0f + e).inverse(),
-                                                       e / (1.0f + e));
+      Eigen::Map<Eigen::ArrayXf> p{out, idx(rows)};
+      p = (lz >= 0.0f).select((1.0f + e).inverse(), e / (1.0f + e));
       return;
     }
     case loss_head::softmax: {
@@ -365,9 +363,14 @@ void fill_normal(rng& gen, float* out, size_t n, double scale) {
 double add_l2_block(const float* params, float l2, float* grad, size_t n) {
   if (l2 == 0.0f)
     return 0.0;
-  Eigen::Map<const Eigen::VectorXf> w{params, idx(n)};
-  Eigen::Map<Eigen::VectorXf>{grad, idx(n)} += l2 * w;
-  return 0.5 * static_cast<double>(l2) * w.cast<double>().squaredNorm();
+  // Plain loops: unlike Eigen's, whose scalar head depends on the alignment of
+  // `grad`, they give the same bits wherever the vectors live.
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    grad[i] += l2 * params[i];
+    sum += static_cast<double>(params[i]) * params[i];
+  }
+  return 0.5 * static_cast<double>(l2) * sum;
 }
 
 } // namespace detail
