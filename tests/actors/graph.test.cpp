@@ -1,0 +1,187 @@
+// The actor graph under CAF's deterministic scheduler: the step protocol,
+// epoch accounting and determinism, without threads or timing.
+
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/aggregator.hpp"
+#include "actors/master.hpp"
+#include "actors/shard_worker.hpp"
+#include "runtime/loaders.hpp"
+#include "runtime/model_registry.hpp"
+#include "runtime/sha256.hpp"
+#include "runtime/training.hpp"
+#include "tests/actors/fixture.hpp"
+
+using namespace dml;
+using json = nlohmann::json;
+
+namespace {
+
+struct graph_fixture : test::deterministic_fixture {
+  model_registry models;
+  prepared_data data;
+
+  graph_fixture() {
+    register_builtin_models(models);
+    synthetic_options o;
+    o.rows = 203; // not a multiple of anything below: uneven shards
+    o.cols = 5;
+    o.classes = 3;
+    o.noise = 1.0f;
+    data.train = std::make_shared<dataset>(make_classification(o));
+  }
+
+  job_spec spec(uint32_t workers, uint32_t aggregators, uint32_t shards) {
+    job_spec s;
+    s.train_path = "synthetic";
+    s.model = "softmax";
+    s.epochs = 3;
+    s.batch_size = 16;
+    s.opt.kind = optimizer_kind::momentum;
+    s.opt.lr = 0.05f;
+    s.workers = workers;
+    s.aggregators = aggregators;
+    s.shards = shards;
+    data.config = make_model_config(s, 5, 3);
+    return s;
+  }
+
+  std::shared_ptr<model> instance() {
+    return std::shared_ptr<model>{std::move(*models.make(data.config))};
+  }
+
+  /// Runs a whole job in the deterministic scheduler; returns the final
+  /// record.
+  json run(const job_spec& s) {
+    master_setup ms;
+    ms.spec = s;
+    ms.meta.config = data.config;
+    ms.instance = instance();
+    ms.rows = data.train->rows;
+    ms.shards = shard_count(s, ms.rows);
+    ms.report.quiet = true;
+    ms.report.epochs = s.epochs;
+    ms.report.rows = ms.rows;
+    auto boss = sys.spawn(master, ms);
+    caf::scoped_actor self{sys};
+    std::vector<caf::actor> members;
+    for (uint32_t r = 0; r < s.workers; ++r) {
+      worker_setup ws{data.train, instance(), s.seed, ms.rows, ms.shards};
+      auto w = sys.spawn(shard_worker, ws);
+      members.push_back(w);
+      self->send(boss, join_atom_v, member_info{"worker", protocol_version, {}},
+                 w);
+      sched.run();
+    }
+    for (uint32_t g = 0; g < s.aggregators; ++g) {
+      auto a = sys.spawn(aggregator, std::chrono::milliseconds(1000));
+      members.push_back(a);
+      self->send(boss, join_atom_v,
+                 member_info{"aggregator", protocol_version, {}}, a);
+      sched.run();
+    }
+    self->send(boss, run_atom_v);
+    sched.run();
+    json result;
+    // Skip join replies (ranks) until the final record shows up.
+    for (int i = 0; i < 16 && result.is_null(); ++i)
+      self->receive([&](int32_t) {},
+                    [&](std::string& rec) { result = json::parse(rec); },
+                    [&](caf::error& err) {
+                      BOOST_FAIL("job failed: " << describe(err));
+                    },
+                    caf::after(std::chrono::seconds(0)) >> [] {});
+    for (auto& m : members)
+      self->send(m, stop_atom_v);
+    self->send(boss, stop_atom_v);
+    sched.run();
+    return result;
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(graph)
+
+BOOST_FIXTURE_TEST_CASE(every_row_once_per_epoch_in_any_layout,
+                        graph_fixture) {
+  struct layout {
+    uint32_t workers, aggregators, shards;
+  };
+  for (auto l : {layout{1, 0, 1}, layout{2, 0, 2}, layout{3, 0, 7},
+                 layout{4, 2, 16}, layout{3, 1, 5}, layout{4, 3, 9}}) {
+    auto s = spec(l.workers, l.aggregators, l.shards);
+    auto rec = run(s);
+    BOOST_TEST_INFO("workers " << l.workers << " aggregators "
+                               << l.aggregators << " shards " << l.shards);
+    BOOST_REQUIRE(!rec.is_null());
+    BOOST_TEST(rec["event"] == "final");
+    BOOST_TEST(rec["samples"].get<uint64_t>() == 3u * 203u);
+    BOOST_TEST(rec["epochs"].get<uint32_t>() == 3u);
+    // Each step uses at most batch_size rows, so at least ceil(203/16).
+    BOOST_TEST(rec["steps"].get<uint64_t>() >= 3u * 13u);
+  }
+}
+
+// With one worker and no aggregator the graph computes exactly what the
+// single-threaded reference loop computes.
+BOOST_FIXTURE_TEST_CASE(one_worker_equals_the_reference_loop,
+                        graph_fixture) {
+  auto s = spec(1, 0, 4);
+  auto rec = run(s);
+  auto ref = train_single_threaded(s, data, models);
+  BOOST_REQUIRE(ref);
+  auto& p = ref->model.params;
+  auto sha = to_hex(sha256_of(p.data(), p.size() * sizeof(float)));
+  BOOST_TEST(rec["params_sha256"].get<std::string>() == sha);
+  BOOST_TEST(rec["steps"].get<uint64_t>() == ref->steps);
+}
+
+BOOST_FIXTURE_TEST_CASE(same_flags_give_identical_parameters,
+                        graph_fixture) {
+  auto s = spec(4, 2, 16);
+  auto a = run(s);
+  auto b = run(s);
+  BOOST_TEST(a["params_sha256"] == b["params_sha256"]);
+  s.seed = 7;
+  auto c = run(s);
+  BOOST_TEST(a["params_sha256"] != c["params_sha256"]);
+}
+
+BOOST_FIXTURE_TEST_CASE(worker_rejects_nothing_and_sums_its_rows,
+                        graph_fixture) {
+  // A worker's reply is the sum over exactly the rows it was named.
+  auto s = spec(1, 0, 2);
+  auto inst = instance();
+  auto params = inst->init(1);
+  worker_setup ws{data.train, instance(), s.seed, data.train->rows, 2};
+  auto w = sys.spawn(shard_worker, ws);
+  caf::scoped_actor self{sys};
+  step_plan plan{0, 0, 0, {assignment{0, {row_span{1, 3, 5}}}}};
+  self->send(w, step_atom_v, plan, tensor{params});
+  sched.run();
+  // The reply went to the scoped actor as a plain message.
+  grad_msg got;
+  self->receive([&](grad_msg& g) { got = std::move(g); },
+                caf::after(std::chrono::seconds(0)) >> [] {
+                  BOOST_FAIL("no reply");
+                });
+  BOOST_TEST(got.count == 5u);
+  BOOST_TEST(got.ranks == std::vector<int32_t>{0});
+  // Recompute by hand.
+  shard_plan geo{data.train->rows, 2};
+  auto order = shard_order(s.seed, 0, 1, geo.shards()[1].size());
+  std::vector<uint32_t> rows;
+  span_rows(row_span{1, 3, 5}, geo.shards()[1].begin, order, rows);
+  batch_buffer buf;
+  auto batch = buf.gather(*data.train, rows.data(), rows.size());
+  std::vector<float> grad(params.size());
+  auto loss = inst->loss_and_gradient(params.data(), batch, grad.data());
+  BOOST_TEST(got.loss == loss);
+  BOOST_TEST(*got.values.data == grad);
+  self->send(w, stop_atom_v);
+  sched.run();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
