@@ -126,6 +126,7 @@ int run_eval_role(const node_options& o,
   if (auto err = out.open())
     return fail(err);
   final_record rec;
+  rec.evaluation_only = true;
   rec.has_test = true;
   rec.test = metrics;
   rec.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now()

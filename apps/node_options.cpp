@@ -32,7 +32,7 @@ expected<std::vector<size_t>> parse_layers(const std::string& text) {
 expected<node_options> parse_node_options(int argc, const char* const* argv) {
   node_options o;
   auto& s = o.spec;
-  std::string hidden;
+  std::vector<std::string> hidden;
   std::string activation_name = "relu";
   std::string optimizer_name = "sgd";
   std::string schedule_name = "constant";
@@ -53,7 +53,8 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app.add_option("--task", s.task, "auto, classification, regression")
     ->check(CLI::IsMember({"auto", "classification", "regression"}));
   app.add_option("--model", s.model, "linear, logistic, softmax, mlp, ...");
-  app.add_option("--hidden", hidden, "MLP hidden layers, e.g. 128,64");
+  app.add_option("--hidden", hidden, "MLP hidden layers, e.g. 128,64")
+    ->delimiter(',');
   app.add_option("--activation", activation_name, "MLP activation: relu, tanh")
     ->check(CLI::IsMember({"relu", "tanh"}));
   app.add_option("--l2", s.l2, "L2 penalty on weights");
@@ -101,7 +102,10 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   } catch (const CLI::ParseError& e) {
     return make_error(errc::bad_value, e.what());
   }
-  auto layers = parse_layers(hidden);
+  std::string hidden_text;
+  for (auto& h : hidden)
+    hidden_text += (hidden_text.empty() ? "" : ",") + h;
+  auto layers = parse_layers(hidden_text);
   if (!layers)
     return layers.err();
   s.hidden = std::move(*layers);

@@ -36,7 +36,10 @@ task_kind task_of(loss_head head) noexcept;
 /// `n` rows (logits, hidden values and their gradients) are `n x out` and
 /// column-major (`z[o * n + r]`), so that each output is one contiguous run.
 /// All kernels read and write whole minibatches and allocate only when a
-/// scratch buffer must grow.
+/// scratch buffer must grow. Their results depend only on the values, not on
+/// where the caller's buffers sit: whatever Eigen would compute differently
+/// on an unaligned head (exp, log, tanh, sums) runs on the scratch, which is
+/// always aligned.
 namespace detail {
 
 /// A dense `rows x cols` matrix of floats without padding: row-major (stride
@@ -97,8 +100,9 @@ void affine_backward(const float* dz, size_t outputs, dense_ref x, float* gw,
 
 /// Returns the loss of `head` summed over `rows` rows of logits `z` (column-
 /// major `rows x outputs`) with one target per row. With `grad`, overwrites
-/// `z` with the gradient of that sum with respect to `z`. A class target
-/// outside `[0, outputs)` makes the loss NaN. Uses `tmp` as scratch.
+/// `z` with the gradient of that sum with respect to `z`, else leaves garbage
+/// there. A class target outside `[0, outputs)` makes the loss NaN. Uses
+/// `tmp` as scratch.
 double head_loss(loss_head head, float* z, size_t rows, size_t outputs,
                  const float* targets, bool grad, Eigen::VectorXf& tmp);
 

@@ -138,7 +138,10 @@ std::string reporter::final(const final_record& r) {
     std::fputc('\n', metrics_);
     std::fflush(metrics_);
   }
-  if (!opts_.quiet) {
+  if (!opts_.quiet && r.evaluation_only) {
+    fmt::print(stderr, "evaluated {} rows: {}\n", r.test.rows,
+               test_summary(opts_.task, r.test));
+  } else if (!opts_.quiet) {
     clear_line();
     fmt::print(stderr,
                "done: {} epochs, {} steps, {} samples in {:.1f}s ({:.0f} "

@@ -42,6 +42,8 @@ struct epoch_record {
 
 /// The last record of a job.
 struct final_record {
+  /// Set by `--role eval`: no training happened.
+  bool evaluation_only = false;
   uint32_t epochs = 0;
   uint64_t steps = 0;
   uint64_t samples = 0;

@@ -1,0 +1,119 @@
+// Training throughput on Fashion-MNIST: the single-threaded reference loop
+// against local mode with 1, 2 and 4 shard-workers, in one run.
+//
+// Usage: dml-bench-throughput [--epochs N] [--models softmax,mlp]
+// Prints a Markdown table of training samples per second (training time
+// only: no loading, no evaluation).
+
+#include <caf/all.hpp>
+#include <cstring>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/errors.hpp"
+#include "actors/local.hpp"
+#include "actors/messages.hpp"
+#include "runtime/training.hpp"
+
+using namespace dml;
+
+namespace {
+
+const std::string fashion = "/usr/share/datasets/fashion-mnist";
+
+job_spec make_spec(const std::string& model, uint64_t batch, uint32_t epochs) {
+  job_spec s;
+  s.train_path = fashion + "/train-images-idx3-ubyte.gz";
+  s.model = model;
+  s.batch_size = batch;
+  s.epochs = epochs;
+  if (model == "mlp") {
+    s.hidden = {128};
+    s.opt.kind = optimizer_kind::adam;
+    s.opt.lr = 0.001f;
+  }
+  return s;
+}
+
+double loop_rate(const job_spec& spec, const prepared_data& data,
+                 const model_registry& models) {
+  auto out = train_single_threaded(spec, data, models);
+  if (!out) {
+    fmt::print(stderr, "error: {}\n", out.err().message());
+    std::exit(1);
+  }
+  return static_cast<double>(out->samples) / out->train_seconds;
+}
+
+double local_rate(job_spec spec, const prepared_data& data,
+                  const model_registry& models, const actor_registry& actors,
+                  uint32_t workers) {
+  spec.workers = workers;
+  local_options o;
+  o.spec = spec;
+  o.report.quiet = true;
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::dml>();
+  add_error_category(cfg);
+  cfg.set("scheduler.max-threads",
+          static_cast<size_t>(std::thread::hardware_concurrency()));
+  caf::actor_system sys{cfg};
+  auto rec = run_local(sys, o, data, models, actors);
+  if (!rec) {
+    fmt::print(stderr, "error: {}\n", rec.err().message());
+    std::exit(1);
+  }
+  return nlohmann::json::parse(*rec)["samples_per_s"].get<double>();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  uint32_t epochs = 2;
+  std::vector<std::string> names{"softmax", "mlp"};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--epochs") == 0)
+      epochs = static_cast<uint32_t>(std::stoul(argv[i + 1]));
+    else if (std::strcmp(argv[i], "--models") == 0 && argv[i + 1] == std::string{"softmax"})
+      names = {"softmax"};
+    else if (std::strcmp(argv[i], "--models") == 0 && argv[i + 1] == std::string{"mlp"})
+      names = {"mlp"};
+  }
+  model_registry models;
+  register_builtin_models(models);
+  actor_registry actors;
+  register_builtin_actors(actors);
+  fmt::print("| model | batch | loop | local 1w | local 2w | local 4w | 1w/loop "
+             "| 2w/loop |\n|---|---|---|---|---|---|---|---|\n");
+  for (auto& name : names) {
+    auto data = prepare_data(make_spec(name, 128, epochs));
+    if (!data) {
+      fmt::print(stderr, "error: {}\n", data.err().message());
+      return 1;
+    }
+    for (uint64_t batch : {128u, 256u}) {
+      auto spec = make_spec(name, batch, epochs);
+      data->config = make_model_config(spec, data->train->cols, 10);
+      auto loop = loop_rate(spec, *data, models);
+      double w1 = 0;
+      double w2 = 0;
+      double w4 = 0;
+      if (batch == 128) {
+        w1 = local_rate(spec, *data, models, actors, 1);
+        w2 = local_rate(spec, *data, models, actors, 2);
+        w4 = local_rate(spec, *data, models, actors, 4);
+        fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} | "
+                   "{:.2f} |\n",
+                   name, batch, loop, w1, w2, w4, w1 / loop, w2 / loop);
+      } else {
+        fmt::print("| {} | {} | {:.0f} | - | - | - | - | - |\n", name, batch,
+                   loop);
+      }
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

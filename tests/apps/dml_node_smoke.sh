@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs dml-node as a user would: trains a tiny CSV job in local mode, saves
+# and evaluates the model, and checks that bad input ends in one-line errors
+# with non-zero exit codes.
+set -euo pipefail
+node="$1"
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Two separable classes.
+{
+  echo "x1,x2,label"
+  for i in $(seq 0 199); do
+    if [ $((i % 2)) -eq 0 ]; then echo "$((i % 7)).5,-$((i % 5)),0"
+    else echo "-$((i % 7)).5,$((i % 5)).25,1"; fi
+  done
+} > "$dir/train.csv"
+cp "$dir/train.csv" "$dir/test.csv"
+
+"$node" --role local --train "$dir/train.csv" --test "$dir/test.csv" \
+  --model logistic --epochs 5 --batch-size 16 --workers 2 --aggregators 1 \
+  --model-out "$dir/m.dml" --metrics-out "$dir/m.jsonl" 2> "$dir/stderr"
+[ "$(wc -l < "$dir/m.jsonl")" -eq 6 ] || fail "expected 6 metrics lines"
+grep -q '"event":"final"' "$dir/m.jsonl" || fail "no final record"
+grep -q '"samples":1000' "$dir/m.jsonl" || fail "samples != 5 x 200"
+grep -q '^epoch 5/5' "$dir/stderr" || fail "no plain epoch line when piped"
+acc=$(tail -n 1 "$dir/m.jsonl" | sed 's/.*"test_accuracy":\([0-9.]*\).*/\1/')
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.95) }' || fail "accuracy $acc < 0.95"
+
+"$node" --role eval --model-in "$dir/m.dml" --test "$dir/test.csv" \
+  --predictions-out "$dir/p.txt" --quiet
+[ "$(wc -l < "$dir/p.txt")" -eq 200 ] || fail "expected 200 predictions"
+
+"$node" --role=local --train="$dir/train.csv" --model=logistic --epochs=1 \
+  --quiet 2> "$dir/quiet"
+[ ! -s "$dir/quiet" ] || fail "--quiet printed something"
+
+expect_error() { # expected-exit pattern args...
+  local code="$1" pattern="$2"; shift 2
+  set +e
+  "$node" "$@" > "$dir/out" 2> "$dir/err"
+  local rc=$?
+  set -e
+  [ "$rc" -eq "$code" ] || fail "exit $rc, expected $code for: $*"
+  [ "$(wc -l < "$dir/err")" -eq 1 ] || fail "not one line for: $* ($(cat "$dir/err"))"
+  grep -q -- "$pattern" "$dir/err" || fail "'$pattern' not in: $(cat "$dir/err")"
+}
+expect_error 2 "--epochs" --role local --train "$dir/train.csv" --epochs x
+expect_error 2 "--bogus" --role local --train "$dir/train.csv" --bogus 1
+expect_error 1 "nope.csv: cannot open" --role local --train "$dir/nope.csv"
+expect_error 1 "unknown model 'tree'" --role local --train "$dir/train.csv" --model tree
+printf 'x1,x2,label\n1,2,0\n3,4\n' > "$dir/ragged.csv"
+expect_error 1 "ragged.csv:3" --role local --train "$dir/ragged.csv"
+head -c 100 "$dir/m.dml" > "$dir/cut.dml"
+expect_error 1 "cut.dml: truncated" --role eval --model-in "$dir/cut.dml" --test "$dir/test.csv"
+echo "dml-node smoke: ok"

@@ -1,0 +1,106 @@
+#include "apps/node_options.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+#include <vector>
+
+using namespace dml;
+
+namespace {
+
+expected<node_options> parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "dml-node");
+  return parse_node_options(static_cast<int>(args.size()), args.data());
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(node_options_parsing)
+
+BOOST_AUTO_TEST_CASE(space_and_equals_forms_agree) {
+  auto a = parse({"--role", "local", "--train", "x.csv", "--epochs", "3",
+                  "--batch-size", "64", "--lr", "0.5", "--hidden", "32,16",
+                  "--model", "mlp", "--optimizer", "adam", "--workers", "4",
+                  "--aggregators", "2"});
+  auto b = parse({"--role=local", "--train=x.csv", "--epochs=3",
+                  "--batch-size=64", "--lr=0.5", "--hidden=32,16",
+                  "--model=mlp", "--optimizer=adam", "--workers=4",
+                  "--aggregators=2"});
+  BOOST_REQUIRE(a);
+  BOOST_REQUIRE(b);
+  BOOST_TEST(to_json(a->spec) == to_json(b->spec));
+  BOOST_TEST(a->spec.epochs == 3u);
+  BOOST_TEST(a->spec.hidden == (std::vector<size_t>{32, 16}));
+  BOOST_TEST((a->spec.opt.kind == optimizer_kind::adam));
+  BOOST_TEST(a->spec.opt.lr == 0.5f);
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
+  auto bad_number = parse({"--role", "local", "--train", "x", "--epochs",
+                           "ten"});
+  BOOST_REQUIRE(!bad_number);
+  BOOST_TEST(bad_number.err().message().find("--epochs") != std::string::npos);
+  auto unknown = parse({"--role", "local", "--train", "x", "--frobnicate"});
+  BOOST_REQUIRE(!unknown);
+  BOOST_TEST(unknown.err().message().find("--frobnicate")
+             != std::string::npos);
+  auto missing = parse({"--role", "local", "--train"});
+  BOOST_REQUIRE(!missing);
+  BOOST_TEST(missing.err().message().find("--train") != std::string::npos);
+  auto role = parse({"--role", "boss"});
+  BOOST_REQUIRE(!role);
+  BOOST_TEST(role.err().message().find("--role") != std::string::npos);
+  auto no_role = parse({"--train", "x"});
+  BOOST_REQUIRE(!no_role);
+  BOOST_TEST(no_role.err().message().find("--role") != std::string::npos);
+  auto hidden = parse({"--role", "local", "--train", "x", "--hidden", "12,x"});
+  BOOST_REQUIRE(!hidden);
+  BOOST_TEST(hidden.err().message()
+             == "--hidden: '12,x' is not a list of positive layer sizes such "
+                "as 128,64");
+  auto opt = parse({"--role", "local", "--train", "x", "--optimizer", "rms"});
+  BOOST_REQUIRE(!opt);
+  BOOST_TEST(opt.err().message().find("--optimizer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(impossible_configs_are_refused) {
+  auto agg = parse({"--role", "local", "--train", "x", "--workers", "2",
+                    "--aggregators", "3"});
+  BOOST_REQUIRE(!agg);
+  BOOST_TEST(agg.err().message().rfind("--aggregators: ", 0) == 0u);
+  auto no_train = parse({"--role", "local"});
+  BOOST_REQUIRE(!no_train);
+  BOOST_TEST(no_train.err().message() == "--train: no training data given");
+  auto eval = parse({"--role", "eval", "--test", "t.csv"});
+  BOOST_REQUIRE(!eval);
+  BOOST_TEST(eval.err().message() == "--model-in: required for --role eval");
+  auto lr = parse({"--role", "local", "--train", "x", "--lr", "0"});
+  BOOST_REQUIRE(!lr);
+  BOOST_TEST(lr.err().message().rfind("--lr: ", 0) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
+  auto path = std::filesystem::temp_directory_path()
+              / ("dml-node-" + std::to_string(::getpid()) + ".ini");
+  {
+    std::ofstream out{path};
+    out << "role = local\ntrain = data.csv\nepochs = 7\nbatch-size = 32\n"
+           "hidden = 64,32\nmodel = mlp\n";
+  }
+  auto o = parse({"--config", path.c_str(), "--epochs", "9"});
+  std::filesystem::remove(path);
+  BOOST_REQUIRE_MESSAGE(static_cast<bool>(o),
+                        (o ? std::string{} : o.err().message()));
+  BOOST_TEST(o->spec.train_path == "data.csv");
+  BOOST_TEST(o->spec.batch_size == 32u);
+  BOOST_TEST(o->spec.epochs == 9u); // the command line wins
+  BOOST_TEST(o->spec.hidden == (std::vector<size_t>{64, 32}));
+  auto missing = parse({"--config", "/nonexistent/dml.ini"});
+  BOOST_REQUIRE(!missing);
+  BOOST_TEST(missing.err().message().find("/nonexistent/dml.ini")
+             != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
