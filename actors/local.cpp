@@ -9,6 +9,26 @@
 
 namespace dml {
 
+master_setup make_master_setup(const local_options& opts,
+                               const prepared_data& data,
+                               std::shared_ptr<model> instance) {
+  master_setup ms;
+  ms.spec = opts.spec;
+  ms.meta.config = data.config;
+  ms.meta.task = data.task;
+  ms.meta.stdz = data.stdz;
+  ms.instance = std::move(instance);
+  ms.rows = data.train->rows;
+  ms.shards = shard_count(opts.spec, ms.rows);
+  ms.step_timeout = opts.step_timeout;
+  ms.model_out = opts.model_out;
+  ms.report = opts.report;
+  ms.report.task = data.task;
+  ms.report.epochs = opts.spec.epochs;
+  ms.report.rows = ms.rows;
+  return ms;
+}
+
 expected<std::string> run_local(caf::actor_system& sys,
                                 const local_options& opts,
                                 const prepared_data& data,
@@ -24,20 +44,7 @@ expected<std::string> run_local(caf::actor_system& sys,
   auto master_model = make();
   if (!master_model)
     return master_model.err();
-  master_setup ms;
-  ms.spec = spec;
-  ms.meta.config = data.config;
-  ms.meta.task = data.task;
-  ms.meta.stdz = data.stdz;
-  ms.instance = *master_model;
-  ms.rows = data.train->rows;
-  ms.shards = shard_count(spec, ms.rows);
-  ms.step_timeout = opts.step_timeout;
-  ms.model_out = opts.model_out;
-  ms.report = opts.report;
-  ms.report.task = data.task;
-  ms.report.epochs = spec.epochs;
-  ms.report.rows = ms.rows;
+  auto ms = make_master_setup(opts, data, *master_model);
   auto shards = ms.shards;
   std::vector<caf::actor> members;
   auto boss = sys.spawn(master, std::move(ms));
@@ -90,7 +97,7 @@ expected<std::string> run_local(caf::actor_system& sys,
     auto m = make();
     if (!m)
       return m.err();
-    worker_setup ws{data.train, *m, spec.seed, data.train->rows, shards};
+    worker_setup ws{data.train, *m, spec.seed, data.train->rows, shards, {}};
     auto w = sys.spawn<caf::detached>(shard_worker, std::move(ws));
     members.push_back(w);
     self->request(boss, caf::infinite, join_atom_v, member_info{"worker", protocol_version, {}}, w)

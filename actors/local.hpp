@@ -6,6 +6,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/actor_registry.hpp"
+#include "actors/master.hpp"
 #include "runtime/error.hpp"
 #include "runtime/job_spec.hpp"
 #include "runtime/model_registry.hpp"
@@ -26,6 +27,12 @@ struct local_options {
   /// Observers, each `name` or `name:arg`.
   std::vector<std::string> observers;
 };
+
+/// Returns the master's setup for a job over `data` (in one process or as
+/// the master of a cluster).
+master_setup make_master_setup(const local_options& opts,
+                               const prepared_data& data,
+                               std::shared_ptr<model> instance);
 
 /// Spawns the whole graph (master, `spec.workers` shard-workers,
 /// `spec.aggregators` aggregators, an evaluator when there is a test set,

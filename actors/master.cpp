@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
+#include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "runtime/sha256.hpp"
@@ -19,10 +20,13 @@ double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
+void stop_members(self_ptr self);
+
 void fail(self_ptr self, caf::error err) {
   auto& st = self->state;
   if (st.done.pending())
     st.done.deliver(std::move(err));
+  stop_members(self);
 }
 
 void next_step(self_ptr self);
@@ -40,19 +44,36 @@ void record_epoch(self_ptr self, const epoch_record& rec) {
   publish(self, st.out->to_json(rec));
 }
 
+/// Tells every worker process and aggregator to exit.
+void stop_members(self_ptr self) {
+  auto& st = self->state;
+  for (auto& n : st.nodes)
+    if (n)
+      self->send(n, stop_atom_v);
+  for (auto& a : st.aggregators)
+    self->send(a, stop_atom_v);
+}
+
+/// Saves the current parameters to `--model-out`, if given.
+error save_model(self_ptr self) {
+  auto& st = self->state;
+  if (st.setup.model_out.empty() || !st.params)
+    return {};
+  auto file = st.setup.meta;
+  file.params = *st.params;
+  return write_file_atomic(st.setup.model_out, encode(file));
+}
+
 /// Ends the job when training and every evaluation are done.
 void maybe_finish(self_ptr self) {
   auto& st = self->state;
   if (!st.training_done || st.evals_pending > 0 || !st.done.pending())
     return;
   auto& params = *st.params;
-  if (!st.setup.model_out.empty()) {
-    auto file = st.setup.meta;
-    file.params = params;
-    if (auto err = write_file_atomic(st.setup.model_out, encode(file))) {
-      fail(self, to_caf(err));
-      return;
-    }
+  if (auto err = save_model(self)) {
+    fail(self, to_caf(err));
+    stop_members(self);
+    return;
   }
   final_record rec;
   rec.epochs = st.epoch;
@@ -68,6 +89,7 @@ void maybe_finish(self_ptr self) {
   auto json = st.out->final(rec);
   publish(self, json);
   st.done.deliver(std::move(json));
+  stop_members(self);
 }
 
 /// Records the end of an epoch and starts its evaluation.
@@ -183,6 +205,7 @@ void next_step(self_ptr self) {
   }
   auto workers = static_cast<uint32_t>(st.workers.size());
   st.work.clear();
+  st.reduction.reset({});
   for (uint32_t r = 0; r < workers; ++r) {
     auto rank = static_cast<int32_t>(r);
     auto spans = st.plan.take(rank, step_quota(spec.batch_size, workers, r));
@@ -262,18 +285,159 @@ void start(self_ptr self) {
 void maybe_start(self_ptr self) {
   auto& st = self->state;
   auto& spec = st.setup.spec;
-  if (st.started || !st.done.pending() || st.workers.size() < spec.workers
+  if (st.started || !st.done.pending()
       || st.aggregators.size() < spec.aggregators)
     return;
+  for (auto& w : st.workers)
+    if (!w)
+      return;
   start(self);
+}
+
+/// Returns the first rank not given out, or -1.
+int32_t free_rank(self_ptr self) {
+  auto& st = self->state;
+  for (size_t r = 0; r < st.reserved.size(); ++r)
+    if (!st.reserved[r])
+      return static_cast<int32_t>(r);
+  return -1;
+}
+
+/// Returns the shards rank `r` holds under the round-robin assignment.
+std::vector<uint32_t> shards_of(self_ptr self, int32_t r) {
+  auto& st = self->state;
+  std::vector<uint32_t> result;
+  auto w = st.setup.spec.workers;
+  for (uint32_t s = 0; s < st.setup.shards; ++s)
+    if (s % w == static_cast<uint32_t>(r))
+      result.push_back(s);
+  return result;
+}
+
+caf::result<job_setup> join_remote_worker(self_ptr self,
+                                          const member_info& info,
+                                          caf::actor node) {
+  auto& st = self->state;
+  if (st.started)
+    return make_caf_error(errc::bad_config,
+                          "master: the job has started; no rank is free");
+  auto r = free_rank(self);
+  if (r < 0)
+    return make_caf_error(errc::bad_config,
+                          fmt::format("master: all {} worker ranks are taken",
+                                      st.setup.spec.workers));
+  st.reserved[r] = true;
+  st.nodes[r] = node;
+  self->monitor(node);
+  st.watched.insert(node.address());
+  job_setup js;
+  js.rank = r;
+  js.spec_json = to_json(st.setup.spec);
+  js.inputs = st.setup.meta.config.inputs;
+  js.outputs = st.setup.meta.config.outputs;
+  js.rows = st.setup.rows;
+  js.shards = st.setup.shards;
+  js.my_shards = shards_of(self, r);
+  js.mean = st.setup.meta.stdz.mean;
+  js.scale = st.setup.meta.stdz.scale;
+  js.shipped = info.fingerprint.empty();
+  if (!st.setup.report.quiet)
+    fmt::print(stderr, "worker rank {} joined ({})\n", r,
+               js.shipped ? "rows shipped" : "own copy of the data");
+  return js;
+}
+
+/// A worker process asks for its rows: stream them.
+void ship_rows(self_ptr self, int32_t r) {
+  auto& st = self->state;
+  if (r < 0 || static_cast<size_t>(r) >= st.nodes.size() || !st.nodes[r]
+      || !st.setup.train)
+    return;
+  shard_plan geo{st.setup.rows, st.setup.shards};
+  std::vector<shipment> work;
+  for (auto id : shards_of(self, r)) {
+    auto& s = geo.shards()[id];
+    work.push_back(shipment{id, s.begin, 0, s.size()});
+  }
+  self->spawn(data_shipper, st.setup.train, st.nodes[r], std::move(work),
+              st.setup.chunk_bytes, st.setup.ship_window,
+              st.setup.step_timeout);
+}
+
+caf::result<bool> on_ready(self_ptr self, int32_t r,
+                           const std::string& fingerprint,
+                           caf::actor worker) {
+  auto& st = self->state;
+  if (r < 0 || static_cast<size_t>(r) >= st.nodes.size() || !st.nodes[r]
+      || st.nodes[r].address() != self->current_sender())
+    return make_caf_error(errc::protocol_violation,
+                          fmt::format("master: ready for rank {} from a "
+                                      "member that does not hold it",
+                                      r));
+  if (!fingerprint.empty() && fingerprint != st.setup.fingerprint) {
+    auto msg = fmt::format("data fingerprint mismatch: the worker's copy of "
+                           "the training set hashes to {}, the master's {} "
+                           "to {}",
+                           fingerprint.substr(0, 16),
+                           st.setup.spec.train_path,
+                           st.setup.fingerprint.substr(0, 16));
+    fmt::print(stderr, "dml-node: refused worker rank {}: {}\n", r, msg);
+    self->demonitor(st.nodes[r]);
+    st.nodes[r] = nullptr;
+    st.reserved[r] = false;
+    return make_caf_error(errc::bad_value, msg);
+  }
+  st.workers[r] = std::move(worker);
+  maybe_start(self);
+  return true;
+}
+
+/// A monitored worker process went away.
+void on_down(self_ptr self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  st.watched.erase(msg.source);
+  if (st.stopping) {
+    if (st.watched.empty())
+      self->quit();
+    return;
+  }
+  for (size_t r = 0; r < st.nodes.size(); ++r) {
+    if (!st.nodes[r] || st.nodes[r].address() != msg.source)
+      continue;
+    if (!st.started) {
+      st.nodes[r] = nullptr;
+      st.workers[r] = nullptr;
+      st.reserved[r] = false;
+      return;
+    }
+    if (st.done.pending())
+      fail(self, make_caf_error(errc::timeout,
+                                fmt::format("worker rank {} was lost ({})", r,
+                                            caf::to_string(msg.reason))));
+    return;
+  }
+  for (size_t g = 0; g < st.aggregators.size(); ++g) {
+    if (st.aggregators[g].address() != msg.source)
+      continue;
+    if (st.done.pending())
+      fail(self, make_caf_error(errc::timeout,
+                                fmt::format("aggregator {} was lost ({})", g,
+                                            caf::to_string(msg.reason))));
+    return;
+  }
 }
 
 } // namespace
 
 caf::behavior master(caf::stateful_actor<master_state>* self,
                      master_setup setup) {
-  self->state.setup = std::move(setup);
-  self->state.out = std::make_unique<reporter>(self->state.setup.report);
+  auto& st0 = self->state;
+  st0.setup = std::move(setup);
+  st0.out = std::make_unique<reporter>(st0.setup.report);
+  st0.workers.resize(st0.setup.spec.workers);
+  st0.nodes.resize(st0.setup.spec.workers);
+  st0.reserved.assign(st0.setup.spec.workers, false);
+  self->set_down_handler([=](caf::down_msg& msg) { on_down(self, msg); });
   return {
     [=](join_atom, const member_info& info,
         caf::actor member) -> caf::result<int32_t> {
@@ -284,10 +448,11 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
                                           "master speaks {}",
                                           info.protocol, protocol_version));
       if (info.role == "worker") {
-        if (st.workers.size() >= st.setup.spec.workers)
+        auto rank = free_rank(self);
+        if (rank < 0)
           return make_caf_error(errc::bad_config, "master: enough workers");
-        st.workers.push_back(std::move(member));
-        auto rank = static_cast<int32_t>(st.workers.size() - 1);
+        st.reserved[rank] = true;
+        st.workers[rank] = std::move(member);
         maybe_start(self);
         return rank;
       }
@@ -295,6 +460,8 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
         if (st.aggregators.size() >= st.setup.spec.aggregators)
           return make_caf_error(errc::bad_config,
                                 "master: enough aggregators");
+        self->monitor(member);
+        st.watched.insert(member.address());
         st.aggregators.push_back(std::move(member));
         auto index = static_cast<int32_t>(st.aggregators.size() - 1);
         maybe_start(self);
@@ -307,6 +474,32 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       return make_caf_error(errc::bad_value,
                             "master: unknown role '" + info.role + "'");
     },
+    [=](register_atom, const member_info& info,
+        caf::actor node) -> caf::result<job_setup> {
+      if (info.protocol != protocol_version)
+        return make_caf_error(errc::version_mismatch,
+                              fmt::format("protocol version {} refused: the "
+                                          "master speaks {}",
+                                          info.protocol, protocol_version));
+      if (info.role != "remote-worker")
+        return make_caf_error(errc::bad_value,
+                              "master: unknown role '" + info.role + "'");
+      return join_remote_worker(self, info, std::move(node));
+    },
+    [=](data_atom, int32_t rank) { ship_rows(self, rank); },
+    [=](ready_atom, int32_t rank, const std::string& fingerprint,
+        caf::actor worker) {
+      return on_ready(self, rank, fingerprint, std::move(worker));
+    },
+    [=](cancel_atom) {
+      auto& st = self->state;
+      auto saved = save_model(self);
+      auto why = std::string{"interrupted"};
+      if (!st.setup.model_out.empty())
+        why += saved ? "; saving the model failed: " + saved.message()
+                     : "; model saved to " + st.setup.model_out;
+      fail(self, make_caf_error(errc::timeout, why));
+    },
     [=](join_atom, caf::actor eval) {
       self->state.evaluator = std::move(eval);
     },
@@ -318,7 +511,17 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       maybe_start(self);
       return st.done;
     },
-    [=](stop_atom) { self->quit(); },
+    [=](stop_atom) {
+      auto& st = self->state;
+      if (st.stopping || st.watched.empty()) {
+        stop_members(self);
+        self->quit();
+        return;
+      }
+      st.stopping = true;
+      stop_members(self);
+      self->delayed_send(self, std::chrono::seconds(3), stop_atom_v);
+    },
   };
 }
 

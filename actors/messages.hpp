@@ -160,6 +160,61 @@ typename Inspector::result_type inspect(Inspector& f, member_info& x) {
            x.fingerprint);
 }
 
+/// What the master tells a worker process that joins: its rank, the job, the
+/// shard geometry, its shards, the preprocessing to apply to data it loads
+/// itself, and whether the master will ship its rows.
+struct job_setup {
+  int32_t rank = 0;
+  /// The job spec as JSON (`to_json(job_spec)`).
+  std::string spec_json;
+  /// Model shape: inputs and outputs (classes, or 1).
+  uint64_t inputs = 0;
+  uint64_t outputs = 1;
+  /// Training rows and shards of the job.
+  uint64_t rows = 0;
+  uint32_t shards = 1;
+  /// The shards this rank holds, in the order their rows are shipped.
+  std::vector<uint32_t> my_shards;
+  /// Standardization statistics (empty: none).
+  std::vector<float> mean;
+  std::vector<float> scale;
+  /// True: the master ships the rows; false: the worker loads its own copy.
+  bool shipped = true;
+};
+
+/// @relates job_setup
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_setup& x) {
+  return f(caf::meta::type_name("job_setup"), x.rank, x.spec_json, x.inputs,
+           x.outputs, x.rows, x.shards, x.my_shards, x.mean, x.scale,
+           x.shipped);
+}
+
+/// A run of consecutive rows of one shard, shipped by the master: rows
+/// `[first, first + rows)` of shard `shard`. Dense rows fill `dense`; sparse
+/// ones `indptr` (relative, `rows + 1` values starting at 0), `indices` and
+/// `values`.
+struct data_chunk {
+  uint32_t shard = 0;
+  uint64_t first = 0;
+  uint64_t rows = 0;
+  uint64_t cols = 0;
+  bool sparse = false;
+  tensor dense;
+  std::vector<int64_t> indptr;
+  std::vector<int32_t> indices;
+  tensor values;
+  tensor targets;
+};
+
+/// @relates data_chunk
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, data_chunk& x) {
+  return f(caf::meta::type_name("data_chunk"), x.shard, x.first, x.rows,
+           x.cols, x.sparse, x.dense, x.indptr, x.indices, x.values,
+           x.targets);
+}
+
 } // namespace dml
 
 CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
@@ -171,6 +226,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(dml, (dml::grad_msg))
   CAF_ADD_TYPE_ID(dml, (dml::eval_metrics))
   CAF_ADD_TYPE_ID(dml, (dml::member_info))
+  CAF_ADD_TYPE_ID(dml, (dml::job_setup))
+  CAF_ADD_TYPE_ID(dml, (dml::data_chunk))
   CAF_ADD_TYPE_ID(dml, (std::vector<dml::row_span>))
   CAF_ADD_TYPE_ID(dml, (std::vector<dml::assignment>))
 
@@ -184,6 +241,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
   CAF_ADD_ATOM(dml, dml, run_atom, "run")
   /// Master to members: the job is over, exit.
   CAF_ADD_ATOM(dml, dml, stop_atom, "stop")
+  /// Worker process to master: let me join (reply: job_setup).
+  CAF_ADD_ATOM(dml, dml, register_atom, "register")
+  /// Worker process to master: my data is in place, here is my shard-worker.
+  CAF_ADD_ATOM(dml, dml, ready_atom, "ready")
+  /// Master to worker process: rows of a shard.
+  CAF_ADD_ATOM(dml, dml, data_atom, "data")
+  /// Signal handler to master: stop the job now.
+  CAF_ADD_ATOM(dml, dml, cancel_atom, "cancel")
   /// Master to observers: a metrics record (JSON text).
   CAF_ADD_ATOM(dml, dml, record_atom, "record")
 

@@ -1,6 +1,9 @@
 #include "actors/shard_worker.hpp"
 
 #include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "actors/errors.hpp"
 
 #include "actors/messages.hpp"
 
@@ -11,10 +14,19 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
   auto& st = self->state;
   st.geometry = shard_plan{setup.rows, setup.shards};
   st.computer = std::make_unique<shard_computer>(setup.data, setup.seed);
+  for (auto& [id, first] : setup.placement)
+    st.computer->place(id, first);
   st.setup = std::move(setup);
   return {
-    [=](step_atom, const step_plan& plan, const tensor& params) -> grad_msg {
+    [=](step_atom, const step_plan& plan,
+        const tensor& params) -> caf::result<grad_msg> {
       auto& st = self->state;
+      if (params.size() != st.setup.instance->num_params())
+        return make_caf_error(errc::shape_mismatch,
+                              fmt::format("worker: {} parameters, the model "
+                                          "has {}",
+                                          params.size(),
+                                          st.setup.instance->num_params()));
       grad_msg reply;
       reply.step = plan.step;
       reply.attempt = plan.attempt;
@@ -23,8 +35,10 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
         reply.ranks.push_back(a.rank);
         spans.insert(spans.end(), a.spans.begin(), a.spans.end());
       }
-      st.computer->compute(*st.setup.instance, params.begin(), plan.epoch,
-                           spans, st.geometry.shards(), st.scratch);
+      if (auto err = st.computer->compute(*st.setup.instance, params.begin(),
+                                          plan.epoch, spans,
+                                          st.geometry.shards(), st.scratch))
+        return make_caf_error(err.code(), "worker: " + err.message());
       reply.count = st.scratch.count;
       reply.loss = st.scratch.loss;
       reply.values = tensor{std::move(st.scratch.values)};

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include <caf/fwd.hpp>
 #include <caf/stateful_actor.hpp>
@@ -25,6 +27,9 @@ struct worker_setup {
   /// Training rows and shards of the job, to rebuild the shard geometry.
   uint64_t rows = 0;
   uint32_t shards = 1;
+  /// For a worker holding only some shards: `(shard, first row in data)`.
+  /// Empty: `data` holds every training row.
+  std::vector<std::pair<uint32_t, uint64_t>> placement;
 };
 
 /// State of a shard-worker.
@@ -41,6 +46,8 @@ struct shard_worker_state {
 /// Interface:
 /// - `(step_atom, step_plan, tensor params) -> grad_msg`: the sum over the
 ///   rows of every assignment in the plan (normally one: this worker's).
+///   Parameters of the wrong size or rows this worker does not hold are
+///   refused with an error, never computed.
 /// - `(stop_atom)`: quit.
 ///
 /// Spawn it detached (`spawn<caf::detached>`), so gradient work has a thread

@@ -5,10 +5,15 @@
 #include <cstdio>
 #include <fmt/format.h>
 #include <fstream>
+#include <csignal>
 #include <thread>
+#include <unistd.h>
 
+#include "actors/aggregator.hpp"
 #include "actors/errors.hpp"
 #include "actors/local.hpp"
+#include "actors/remote.hpp"
+#include "actors/worker_node.hpp"
 #include "actors/messages.hpp"
 #include "apps/node_options.hpp"
 #include "runtime/loaders.hpp"
@@ -41,6 +46,213 @@ void configure(caf::actor_system_config& cfg, const node_options& o) {
                                  : std::max(1u,
                                             std::thread::hardware_concurrency());
   cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+}
+
+transport_options transport_of(const node_options& o) {
+  transport_options t;
+  t.heartbeat = std::chrono::milliseconds(o.heartbeat_ms);
+  t.peer_timeout = std::chrono::milliseconds(o.peer_timeout_ms);
+  t.connect_timeout = std::chrono::milliseconds(o.connect_timeout_ms);
+  return t;
+}
+
+/// Turns SIGINT and SIGTERM into a `cancel_atom` to the master: a handler
+/// writes to a pipe, a thread reads it and sends the message.
+class signal_bridge {
+public:
+  signal_bridge(caf::actor target) : target_(std::move(target)) {
+    if (::pipe(fds_) != 0)
+      return;
+    write_fd() = fds_[1];
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    thread_ = std::thread{[this] {
+      char c = 0;
+      while (::read(fds_[0], &c, 1) == 1 && c == 's')
+        caf::anon_send(target_, cancel_atom_v);
+    }};
+  }
+
+  ~signal_bridge() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    write_fd() = -1;
+    if (thread_.joinable()) {
+      char c = 'q';
+      (void) !::write(fds_[1], &c, 1);
+      thread_.join();
+    }
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+
+private:
+  static int& write_fd() {
+    static int fd = -1;
+    return fd;
+  }
+
+  static void on_signal(int) {
+    char c = 's';
+    if (write_fd() >= 0)
+      (void) !::write(write_fd(), &c, 1);
+  }
+
+  caf::actor target_;
+  int fds_[2] = {-1, -1};
+  std::thread thread_;
+};
+
+int run_master_role(const node_options& o, const model_registry& registry,
+                    const actor_registry& actors) {
+  auto endpoint = parse_endpoint(o.listen, "--listen");
+  if (!endpoint)
+    return fail(endpoint.err());
+  auto data = prepare_data(o.spec, true);
+  if (!data)
+    return fail(data.err());
+  auto instance = registry.make(data->config);
+  if (!instance)
+    return fail(instance.err());
+  local_options lo;
+  lo.spec = o.spec;
+  lo.model_out = o.model_out;
+  lo.report = report_options_of(o);
+  lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  auto ms = make_master_setup(lo, *data, std::shared_ptr<model>{
+                                           std::move(*instance)});
+  ms.train = data->train;
+  ms.fingerprint = data->fingerprint;
+  caf::actor_system_config cfg;
+  configure(cfg, o);
+  configure_transport(cfg, transport_of(o));
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  std::vector<caf::actor> locals;
+  auto boss = sys.spawn(master, std::move(ms));
+  auto stop_locals = [&] {
+    for (auto& a : locals)
+      self->send(a, stop_atom_v);
+    self->send(boss, stop_atom_v);
+    self->wait_for(boss);
+  };
+  if (data->test) {
+    actor_context ctx;
+    ctx.spec = o.spec;
+    ctx.test = data->test;
+    auto m = registry.make(data->config);
+    if (!m)
+      return stop_locals(), fail(m.err());
+    ctx.instance = std::shared_ptr<model>{std::move(*m)};
+    auto ev = actors.spawn(actor_kind::evaluator, o.evaluator_type, sys, ctx);
+    if (!ev)
+      return stop_locals(), fail(ev.err());
+    locals.push_back(*ev);
+    self->send(boss, join_atom_v, *ev);
+  }
+  auto host = endpoint->first;
+  auto port = sys.middleman().publish(boss, endpoint->second,
+                                      host == "0.0.0.0" ? nullptr
+                                                        : host.c_str());
+  if (!port) {
+    stop_locals();
+    return fail(make_error(errc::io_error,
+                           fmt::format("--listen {}: cannot listen: {}",
+                                       o.listen, describe(port.error()))));
+  }
+  if (!o.port_file.empty()) {
+    if (auto err = write_file_atomic(o.port_file, fmt::format("{}\n", *port)))
+      return stop_locals(), fail(err);
+  }
+  if (!o.quiet)
+    fmt::print(stderr,
+               "master listening on {}:{}, waiting for {} workers and {} "
+               "aggregators\n",
+               host, *port, o.spec.workers, o.spec.aggregators);
+  error failure;
+  {
+    signal_bridge signals{boss};
+    self->request(boss, caf::infinite, run_atom_v)
+      .receive([](std::string&) {},
+               [&](caf::error& err) {
+                 failure = make_error(errc::bad_config, describe(err));
+               });
+  }
+  stop_locals();
+  if (failure)
+    return fail(failure);
+  return 0;
+}
+
+int run_worker_role(const node_options& o, const model_registry& registry) {
+  auto endpoint = parse_endpoint(o.master, "--master");
+  if (!endpoint)
+    return fail(endpoint.err());
+  caf::actor_system_config cfg;
+  configure(cfg, o);
+  configure_transport(cfg, transport_of(o));
+  caf::actor_system sys{cfg};
+  auto boss = connect_with_retry(sys, endpoint->first, endpoint->second,
+                                 transport_of(o));
+  if (!boss)
+    return fail(boss.err());
+  worker_node_options wo;
+  wo.data_path = o.data_path;
+  wo.models = &registry;
+  wo.timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  auto node = sys.spawn(worker_node, *boss, wo);
+  caf::scoped_actor self{sys};
+  self->monitor(node);
+  caf::error reason;
+  self->receive([&](caf::down_msg& msg) { reason = msg.reason; });
+  if (reason && reason != caf::exit_reason::normal)
+    return fail(make_error(errc::protocol_violation, describe(reason)));
+  return 0;
+}
+
+int run_aggregator_role(const node_options& o) {
+  auto endpoint = parse_endpoint(o.master, "--master");
+  if (!endpoint)
+    return fail(endpoint.err());
+  caf::actor_system_config cfg;
+  configure(cfg, o);
+  configure_transport(cfg, transport_of(o));
+  caf::actor_system sys{cfg};
+  auto boss = connect_with_retry(sys, endpoint->first, endpoint->second,
+                                 transport_of(o));
+  if (!boss)
+    return fail(boss.err());
+  auto agg = sys.spawn(aggregator,
+                       std::chrono::milliseconds(o.step_timeout_ms));
+  caf::scoped_actor self{sys};
+  error failure;
+  self
+    ->request(*boss, std::chrono::milliseconds(o.connect_timeout_ms),
+              join_atom_v, member_info{"aggregator", protocol_version, {}},
+              agg)
+    .receive([](int32_t) {},
+             [&](caf::error& err) {
+               failure = make_error(errc::bad_config, describe(err));
+             });
+  if (failure) {
+    self->send(agg, stop_atom_v);
+    return fail(failure);
+  }
+  self->monitor(agg);
+  self->monitor(*boss);
+  for (;;) {
+    caf::down_msg down;
+    self->receive([&](caf::down_msg& msg) { down = std::move(msg); });
+    if (down.source == agg.address())
+      return 0;
+    if (down.source == boss->address()) {
+      self->send(agg, stop_atom_v);
+      self->wait_for(agg);
+      return fail(make_error(errc::protocol_violation,
+                             "lost the master (" + describe(down.reason)
+                               + ")"));
+    }
+  }
 }
 
 int run_local_role(const node_options& o,
@@ -151,9 +363,11 @@ int run_node(int argc, const char* const* argv, const model_registry& models,
     return run_local_role(*opts, models, actors);
   if (opts->role == "eval")
     return run_eval_role(*opts, models);
-  return fail(make_error(errc::bad_config,
-                         "--role " + opts->role
-                           + ": not available in this build yet"));
+  if (opts->role == "master")
+    return run_master_role(*opts, models, actors);
+  if (opts->role == "worker")
+    return run_worker_role(*opts, models);
+  return run_aggregator_role(*opts);
 }
 
 } // namespace dml

@@ -92,6 +92,23 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app.add_option("--observer", o.observers,
                  "Registered observer actor (name or name:arg), repeatable")
     ->delimiter(',');
+  app.add_option("--listen", o.listen,
+                 "master: HOST:PORT to listen on (port 0: any free port)");
+  app.add_option("--master", o.master, "worker, aggregator: the master's "
+                                       "HOST:PORT");
+  app.add_option("--data", o.data_path,
+                 "worker: a local copy of the training data (checked by "
+                 "fingerprint); default: the master ships the rows");
+  app.add_option("--port-file", o.port_file,
+                 "master: write the port it listens on to this file");
+  app.add_option("--connect-timeout", o.connect_timeout_ms,
+                 "worker, aggregator: milliseconds to keep trying to reach "
+                 "the master");
+  app.add_option("--heartbeat", o.heartbeat_ms,
+                 "Milliseconds between heartbeats to peers (0: none)");
+  app.add_option("--peer-timeout", o.peer_timeout_ms,
+                 "Milliseconds without data before a peer counts as lost "
+                 "(0: never)");
   app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
   try {
     app.parse(argc, argv);
@@ -123,7 +140,16 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   } else if (o.role == "local" || o.role == "master") {
     if (auto err = validate(s))
       return err;
+  } else if (o.master.empty()) {
+    return make_error(errc::bad_config,
+                      "--master: required for --role " + o.role);
   }
+  if (o.heartbeat_ms != 0 && o.peer_timeout_ms != 0
+      && o.peer_timeout_ms <= 2 * o.heartbeat_ms)
+    return make_error(errc::bad_config,
+                      fmt::format("--peer-timeout: {} ms must exceed twice "
+                                  "--heartbeat ({} ms)",
+                                  o.peer_timeout_ms, o.heartbeat_ms));
   if (o.step_timeout_ms == 0)
     return make_error(errc::bad_value, "--step-timeout: must be at least 1");
   return o;

@@ -27,6 +27,16 @@ struct node_options {
   std::string aggregator_type = "aggregator";
   std::string evaluator_type = "evaluator";
   std::vector<std::string> observers;
+  /// Distributed roles: where the master listens / is reached, a worker's
+  /// own copy of the data, a file to write the listening port to.
+  std::string listen = "127.0.0.1:7400";
+  std::string master;
+  std::string data_path;
+  std::string port_file;
+  /// Milliseconds: connect retries, heartbeat interval, peer timeout.
+  uint64_t connect_timeout_ms = 30000;
+  uint64_t heartbeat_ms = 500;
+  uint64_t peer_timeout_ms = 10000;
   /// Set when --help was printed: exit 0 without running.
   bool help_printed = false;
 };

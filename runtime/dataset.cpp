@@ -66,6 +66,69 @@ batch_view whole(const dataset& data) {
   return batch_buffer::slice(data, 0, data.rows);
 }
 
+dataset copy_rows(const dataset& data, size_t first, size_t n) {
+  dataset out;
+  out.rows = n;
+  out.cols = data.cols;
+  out.sparse = data.sparse;
+  out.source = data.source;
+  out.targets.assign(data.targets.begin() + first,
+                     data.targets.begin() + first + n);
+  if (!data.sparse) {
+    out.dense.assign(data.dense.begin() + first * data.cols,
+                     data.dense.begin() + (first + n) * data.cols);
+    return out;
+  }
+  auto lo = data.csr.indptr[first];
+  auto hi = data.csr.indptr[first + n];
+  out.csr.indptr.resize(n + 1);
+  for (size_t i = 0; i <= n; ++i)
+    out.csr.indptr[i] = data.csr.indptr[first + i] - lo;
+  out.csr.indices.assign(data.csr.indices.begin() + lo,
+                         data.csr.indices.begin() + hi);
+  out.csr.values.assign(data.csr.values.begin() + lo,
+                        data.csr.values.begin() + hi);
+  return out;
+}
+
+bool append_rows(dataset& dst, const dataset& src) {
+  if (dst.rows == 0 && dst.targets.empty()) {
+    dst.cols = src.cols;
+    dst.sparse = src.sparse;
+  } else if (dst.cols != src.cols || dst.sparse != src.sparse) {
+    return false;
+  }
+  if (!src.sparse && src.dense.size() != src.rows * src.cols)
+    return false;
+  if (src.targets.size() != src.rows)
+    return false;
+  if (src.sparse
+      && (src.csr.indptr.size() != src.rows + 1
+          || src.csr.indices.size() != src.csr.values.size()
+          || static_cast<size_t>(src.csr.indptr.back())
+               != src.csr.indices.size()))
+    return false;
+  if (src.sparse)
+    for (auto i : src.csr.indices)
+      if (i < 0 || static_cast<size_t>(i) >= src.cols)
+        return false;
+  dst.targets.insert(dst.targets.end(), src.targets.begin(),
+                     src.targets.end());
+  if (!src.sparse) {
+    dst.dense.insert(dst.dense.end(), src.dense.begin(), src.dense.end());
+  } else {
+    auto base = dst.csr.indptr.back();
+    for (size_t i = 1; i < src.csr.indptr.size(); ++i)
+      dst.csr.indptr.push_back(base + src.csr.indptr[i]);
+    dst.csr.indices.insert(dst.csr.indices.end(), src.csr.indices.begin(),
+                           src.csr.indices.end());
+    dst.csr.values.insert(dst.csr.values.end(), src.csr.values.begin(),
+                          src.csr.values.end());
+  }
+  dst.rows += src.rows;
+  return true;
+}
+
 size_t count_classes(const std::vector<float>& targets) {
   float hi = -1;
   for (auto t : targets)

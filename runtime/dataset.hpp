@@ -84,6 +84,14 @@ private:
 /// since the CSR row pointers start at 0).
 batch_view whole(const dataset& data);
 
+/// Returns rows `[first, first + n)` of `data` as a dataset of their own
+/// (sparse row pointers rebased to 0).
+dataset copy_rows(const dataset& data, size_t first, size_t n);
+
+/// Appends every row of `src` to `dst`. An empty `dst` takes `src`'s columns
+/// and kind; otherwise they must agree.
+bool append_rows(dataset& dst, const dataset& src);
+
 /// Returns the number of classes of a classification target vector: the
 /// largest label plus one.
 size_t count_classes(const std::vector<float>& targets);

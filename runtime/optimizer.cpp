@@ -3,16 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include <Eigen/Core>
 
 namespace dml {
-
-namespace {
-
-using vec_map = Eigen::Map<Eigen::ArrayXf>;
-using cvec_map = Eigen::Map<const Eigen::ArrayXf>;
-
-} // namespace
 
 expected<optimizer_kind> parse_optimizer(const std::string& name) {
   if (name == "sgd")
@@ -84,34 +76,51 @@ optimizer_state make_optimizer_state(const optimizer_config& cfg, size_t n) {
   return st;
 }
 
+// The updates are plain loops on purpose. Eigen would peel a buffer's
+// unaligned head into scalar code and use its fast approximate `sqrt` for the
+// vectorized rest, so an element's result would depend on where the buffer
+// sits in memory; GCC vectorizes these loops with the same (exact) operations
+// as their scalar remainder, so equal inputs give equal bits in every process.
 void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
                   float* params, const float* grad, size_t n) {
-  auto n_ = static_cast<Eigen::Index>(n);
-  vec_map w{params, n_};
-  cvec_map g{grad, n_};
   ++st.updates;
   switch (cfg.kind) {
-    case optimizer_kind::sgd: w -= lr * g; break;
+    case optimizer_kind::sgd:
+      for (size_t i = 0; i < n; ++i)
+        params[i] -= lr * grad[i];
+      break;
     case optimizer_kind::momentum: {
-      vec_map m{st.m.data(), n_};
-      m = cfg.momentum * m + g;
-      if (cfg.nesterov)
-        w -= lr * (g + cfg.momentum * m);
-      else
-        w -= lr * m;
+      float* m = st.m.data();
+      const float mu = cfg.momentum;
+      if (cfg.nesterov) {
+        for (size_t i = 0; i < n; ++i) {
+          m[i] = mu * m[i] + grad[i];
+          params[i] -= lr * (grad[i] + mu * m[i]);
+        }
+      } else {
+        for (size_t i = 0; i < n; ++i) {
+          m[i] = mu * m[i] + grad[i];
+          params[i] -= lr * m[i];
+        }
+      }
       break;
     }
     case optimizer_kind::adam: {
-      vec_map m{st.m.data(), n_};
-      vec_map v{st.v.data(), n_};
-      m = cfg.beta1 * m + (1.0f - cfg.beta1) * g;
-      v = cfg.beta2 * v + (1.0f - cfg.beta2) * g.square();
+      float* m = st.m.data();
+      float* v = st.v.data();
+      const float b1 = cfg.beta1;
+      const float b2 = cfg.beta2;
       auto t = static_cast<double>(st.updates);
-      auto c1 = static_cast<float>(1.0 - std::pow(double{cfg.beta1}, t));
-      auto c2 = static_cast<float>(1.0 - std::pow(double{cfg.beta2}, t));
-      auto step = lr / c1;
-      auto sc2 = std::sqrt(c2);
-      w -= step * m / (v.sqrt() / sc2 + cfg.epsilon);
+      auto c1 = static_cast<float>(1.0 - std::pow(double{b1}, t));
+      auto c2 = static_cast<float>(1.0 - std::pow(double{b2}, t));
+      const float step = lr / c1;
+      const float sc2 = std::sqrt(c2);
+      const float eps = cfg.epsilon;
+      for (size_t i = 0; i < n; ++i) {
+        m[i] = b1 * m[i] + (1.0f - b1) * grad[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * grad[i] * grad[i];
+        params[i] -= step * m[i] / (std::sqrt(v[i]) / sc2 + eps);
+      }
       break;
     }
   }

@@ -3,30 +3,52 @@
 #include <algorithm>
 #include <chrono>
 
-#include <Eigen/Core>
 #include <fmt/format.h>
 
 #include "runtime/loaders.hpp"
 
 namespace dml {
 
-expected<prepared_data> prepare_data(const job_spec& spec) {
-  prepared_data result;
-  bool cls = resolved_task(spec) == "classification";
-  result.task = cls ? task_kind::classification : task_kind::regression;
+namespace {
+
+expected<load_options> load_options_of(const job_spec& spec) {
   auto fmt_kind = parse_data_format(spec.format);
   if (!fmt_kind)
     return fmt_kind.err();
   load_options opts;
   opts.format = *fmt_kind;
   opts.label_column = spec.label_column;
-  opts.classification = cls;
-  auto train = load_dataset(spec.train_path, opts);
-  if (!train)
-    return train.err();
-  if (train->rows == 0)
+  opts.classification = resolved_task(spec) == "classification";
+  return opts;
+}
+
+} // namespace
+
+expected<dataset> load_training_set(const job_spec& spec) {
+  auto opts = load_options_of(spec);
+  if (!opts)
+    return opts.err();
+  auto train = load_dataset(spec.train_path, *opts);
+  if (train && train->rows == 0)
     return make_error(errc::bad_format,
                       fmt::format("{}: no rows", spec.train_path));
+  return train;
+}
+
+expected<prepared_data> prepare_data(const job_spec& spec,
+                                     bool with_fingerprint) {
+  prepared_data result;
+  auto opts_ok = load_options_of(spec);
+  if (!opts_ok)
+    return opts_ok.err();
+  auto& opts = *opts_ok;
+  bool cls = opts.classification;
+  result.task = cls ? task_kind::classification : task_kind::regression;
+  auto train = load_training_set(spec);
+  if (!train)
+    return train.err();
+  if (with_fingerprint)
+    result.fingerprint = fingerprint(*train);
   size_t classes = 0;
   if (cls) {
     classes = std::max<size_t>(2, count_classes(train->targets));
@@ -91,9 +113,11 @@ void accumulate(gradient_sum& acc, const gradient_sum& x) {
   if (acc.values.empty()) {
     acc.values = x.values;
   } else if (!x.values.empty()) {
-    auto n = static_cast<Eigen::Index>(acc.values.size());
-    Eigen::Map<Eigen::ArrayXf>{acc.values.data(), n} += Eigen::Map<
-      const Eigen::ArrayXf>{x.values.data(), n};
+    // A plain loop: exact and alignment-independent (see apply_update).
+    float* dst = acc.values.data();
+    const float* src = x.values.data();
+    for (size_t i = 0, n = acc.values.size(); i < n; ++i)
+      dst[i] += src[i];
   }
   acc.count += x.count;
   acc.loss += x.loss;
@@ -102,10 +126,10 @@ void accumulate(gradient_sum& acc, const gradient_sum& x) {
 double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, std::vector<float>& params,
                   optimizer_state& opt) {
-  auto n = static_cast<Eigen::Index>(params.size());
-  Eigen::Map<Eigen::ArrayXf> g{sum.values.data(), n};
   auto count = static_cast<double>(sum.count == 0 ? 1 : sum.count);
-  g *= static_cast<float>(1.0 / count);
+  auto scale = static_cast<float>(1.0 / count);
+  for (auto& g : sum.values)
+    g *= scale;
   double penalty = 0;
   if (spec.l2 > 0)
     penalty = m.add_l2(params.data(), spec.l2, sum.values.data());
@@ -135,24 +159,49 @@ const std::vector<uint32_t>& shard_computer::order(uint64_t epoch,
   return o;
 }
 
-void shard_computer::compute(model& m, const float* params, uint64_t epoch,
-                             const std::vector<row_span>& spans,
-                             const std::vector<shard>& shards,
-                             gradient_sum& out) {
+void shard_computer::place(uint32_t id, uint64_t first) {
+  if (base_.size() <= id)
+    base_.resize(id + 1, -1);
+  base_[id] = static_cast<int64_t>(first);
+}
+
+error shard_computer::compute(model& m, const float* params, uint64_t epoch,
+                              const std::vector<row_span>& spans,
+                              const std::vector<shard>& shards,
+                              gradient_sum& out) {
   rows_.clear();
   for (auto& sp : spans) {
+    if (sp.shard >= shards.size())
+      return make_error(errc::protocol_violation,
+                        fmt::format("no shard {}", sp.shard));
     auto& s = shards[sp.shard];
-    span_rows(sp, s.begin, order(epoch, s), rows_);
+    if (sp.offset > s.size() || sp.count > s.size() - sp.offset)
+      return make_error(errc::protocol_violation,
+                        fmt::format("rows {}+{} outside shard {} of {} rows",
+                                    sp.offset, sp.count, sp.shard, s.size()));
+    uint64_t first = s.begin;
+    if (!base_.empty()) {
+      if (sp.shard >= base_.size() || base_[sp.shard] < 0)
+        return make_error(errc::protocol_violation,
+                          fmt::format("shard {} is not held here", sp.shard));
+      first = static_cast<uint64_t>(base_[sp.shard]);
+    }
+    if (first + s.size() > data_->rows)
+      return make_error(errc::protocol_violation,
+                        fmt::format("shard {} lies outside the {} rows held",
+                                    sp.shard, data_->rows));
+    span_rows(sp, first, order(epoch, s), rows_);
   }
   out.values.resize(m.num_params());
   out.count = rows_.size();
   if (rows_.empty()) {
     std::fill(out.values.begin(), out.values.end(), 0.0f);
     out.loss = 0;
-    return;
+    return {};
   }
   auto batch = buf_.gather(*data_, rows_.data(), rows_.size());
   out.loss = m.loss_and_gradient(params, batch, out.values.data());
+  return {};
 }
 
 expected<train_outcome> train_single_threaded(
@@ -180,7 +229,9 @@ expected<train_outcome> train_single_threaded(
     uint64_t epoch_steps = 0;
     while (!plan.epoch_done()) {
       auto spans = plan.take(0, quota);
-      worker.compute(m, params.data(), epoch, spans, plan.shards(), grad);
+      if (auto err = worker.compute(m, params.data(), epoch, spans,
+                                    plan.shards(), grad))
+        return err;
       loss_sum += grad.loss;
       auto progress = static_cast<double>(out.samples)
         / static_cast<double>(rows);

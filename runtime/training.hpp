@@ -22,6 +22,9 @@ namespace dml {
 /// it implies.
 struct prepared_data {
   std::shared_ptr<const dataset> train;
+  /// `fingerprint` of the training set as loaded, before standardization
+  /// (only when asked for).
+  std::string fingerprint;
   /// Null when the job has no test set.
   std::shared_ptr<const dataset> test;
   standardizer stdz;
@@ -32,7 +35,12 @@ struct prepared_data {
 /// Loads the training (and test) data of `spec`, derives the class count from
 /// the training labels, checks the test labels against it, fits and applies
 /// standardization when asked, and fills in the model configuration.
-expected<prepared_data> prepare_data(const job_spec& spec);
+expected<prepared_data> prepare_data(const job_spec& spec,
+                                     bool with_fingerprint = false);
+
+/// Loads the training set of `spec` the way `prepare_data` does (format,
+/// label column, task), without the test set or standardization.
+expected<dataset> load_training_set(const job_spec& spec);
 
 /// Returns the model configuration for `spec` on data with `inputs` features
 /// and `classes` classes (0 for regression).
@@ -63,23 +71,31 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, std::vector<float>& params,
                   optimizer_state& opt);
 
-/// Computes one worker's gradient over `spans` of the shard plan, gathering
-/// rows through `buf`. Orders come from `order_of(shard)`.
+/// Computes one worker's gradient over spans of the shard plan. By default
+/// the data holds every training row (shard `s` starts at row `s.begin`); a
+/// worker that holds only some shards says where each one starts with
+/// `place`.
 class shard_computer {
 public:
   shard_computer(std::shared_ptr<const dataset> data, uint64_t seed);
 
-  /// Returns the loss and gradient summed over the rows of `spans` in `epoch`
-  /// for `params`, computed with `m`. Writes into `out` (reusing its buffer).
-  void compute(model& m, const float* params, uint64_t epoch,
-               const std::vector<row_span>& spans,
-               const std::vector<shard>& shards, gradient_sum& out);
+  /// Says that the rows of shard `id` start at row `first` of the data. Once
+  /// any shard is placed, spans of unplaced shards are refused.
+  void place(uint32_t id, uint64_t first);
+
+  /// Computes the loss and gradient summed over the rows of `spans` in
+  /// `epoch` for `params` with `m`, into `out` (reusing its buffer). Spans
+  /// outside the shards or the data held are refused with an error.
+  error compute(model& m, const float* params, uint64_t epoch,
+                const std::vector<row_span>& spans,
+                const std::vector<shard>& shards, gradient_sum& out);
 
 private:
   const std::vector<uint32_t>& order(uint64_t epoch, const shard& s);
 
   std::shared_ptr<const dataset> data_;
   uint64_t seed_;
+  std::vector<int64_t> base_;
   uint64_t cached_epoch_ = UINT64_MAX;
   std::vector<std::vector<uint32_t>> orders_;
   std::vector<uint32_t> rows_;

@@ -32,14 +32,16 @@ expected<std::unique_ptr<model>> make_hinge_model(const model_config& cfg) {
   if (cfg.inputs == 0)
     return bad_config(cfg, "inputs must be at least 1 (got 0)");
   if (cfg.outputs < 2)
-    return bad_config(cfg, fmt::format("a multiclass SVM needs at least 2 "
-                                       "classes (got outputs = {}); it "
-                                       "solves classification tasks only",
-                                       cfg.outputs));
+    return bad_config(cfg,
+                      fmt::format("a multiclass SVM needs at least 2 "
+                                  "classes (got outputs = {}); it "
+                                  "solves classification tasks only",
+                                  cfg.outputs));
   if (!cfg.hidden.empty())
-    return bad_config(cfg, fmt::format("a linear SVM has no hidden layers "
-                                       "(got {})",
-                                       cfg.hidden.size()));
+    return bad_config(cfg,
+                      fmt::format("a linear SVM has no hidden layers "
+                                  "(got {})",
+                                  cfg.hidden.size()));
   constexpr auto limit = static_cast<size_t>(
     std::numeric_limits<std::ptrdiff_t>::max());
   if (cfg.inputs >= limit || cfg.outputs > limit / (cfg.inputs + 1))
@@ -127,8 +129,7 @@ double hinge_model::loss_and_gradient(const float* params,
   auto x = batch;
   x.cols = inputs_;
   // `s` now holds d loss / d scores: back through the affine layer.
-  detail::affine_backward(s, classes_, x, grad, grad + classes_ * inputs_,
-                          ws_);
+  detail::affine_backward(s, classes_, x, grad, grad + classes_ * inputs_, ws_);
   return result;
 }
 

@@ -67,7 +67,8 @@ struct graph_fixture : test::deterministic_fixture {
     caf::scoped_actor self{sys};
     std::vector<caf::actor> members;
     for (uint32_t r = 0; r < s.workers; ++r) {
-      worker_setup ws{data.train, instance(), s.seed, ms.rows, ms.shards};
+      worker_setup ws{data.train, instance(), s.seed, ms.rows, ms.shards,
+                      {}};
       auto w = sys.spawn(shard_worker, ws);
       members.push_back(w);
       self->send(boss, join_atom_v, member_info{"worker", protocol_version, {}},
@@ -155,7 +156,7 @@ BOOST_FIXTURE_TEST_CASE(worker_rejects_nothing_and_sums_its_rows,
   auto s = spec(1, 0, 2);
   auto inst = instance();
   auto params = inst->init(1);
-  worker_setup ws{data.train, instance(), s.seed, data.train->rows, 2};
+  worker_setup ws{data.train, instance(), s.seed, data.train->rows, 2, {}};
   auto w = sys.spawn(shard_worker, ws);
   caf::scoped_actor self{sys};
   step_plan plan{0, 0, 0, {assignment{0, {row_span{1, 3, 5}}}}};

@@ -69,10 +69,16 @@ BOOST_AUTO_TEST_CASE(runs_are_bit_identical) {
   model_registry reg;
   register_builtin_models(reg);
   auto a = train_single_threaded(spec, data, reg);
-  auto b = train_single_threaded(spec, data, reg);
   BOOST_REQUIRE(a);
-  BOOST_REQUIRE(b);
-  BOOST_TEST(a->model.params == b->model.params);
+  // Buffers land at other addresses (alignments) in every run: the bits
+  // must not care.
+  std::vector<std::vector<char>> junk;
+  for (int i = 1; i <= 6; ++i) {
+    junk.emplace_back(static_cast<size_t>(i * 24 + 8));
+    auto b = train_single_threaded(spec, data, reg);
+    BOOST_REQUIRE(b);
+    BOOST_TEST(a->model.params == b->model.params);
+  }
   BOOST_TEST(a->samples == 1500u);
   spec.seed = 2;
   auto c = train_single_threaded(spec, data, reg);

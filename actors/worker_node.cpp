@@ -1,0 +1,138 @@
+#include "actors/worker_node.hpp"
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "actors/data_shipper.hpp"
+#include "actors/errors.hpp"
+#include "actors/shard_worker.hpp"
+#include "runtime/job_spec.hpp"
+#include "runtime/preprocess.hpp"
+#include "runtime/training.hpp"
+
+namespace dml {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<worker_node_state>*;
+
+void die(self_ptr self, std::string why) {
+  auto& st = self->state;
+  if (st.failure.empty())
+    st.failure = std::move(why);
+  if (st.worker)
+    self->send_exit(st.worker, caf::exit_reason::user_shutdown);
+  self->quit(make_caf_error(errc::protocol_violation, st.failure));
+}
+
+/// Spawns the shard-worker over the rows now held and reports ready.
+void finish_setup(self_ptr self) {
+  auto& st = self->state;
+  auto spec = job_spec_from_json(st.setup.spec_json);
+  if (!spec)
+    return die(self, "job spec from the master: " + spec.err().message());
+  auto cfg = make_model_config(*spec, st.setup.inputs,
+                               st.setup.outputs == 1 ? 0 : st.setup.outputs);
+  if (spec->model == "logistic")
+    cfg.outputs = 1;
+  auto m = st.opts.models->make(cfg);
+  if (!m)
+    return die(self, m.err().message());
+  worker_setup ws;
+  ws.instance = std::shared_ptr<model>{std::move(*m)};
+  ws.seed = spec->seed;
+  ws.rows = st.setup.rows;
+  ws.shards = st.setup.shards;
+  if (st.setup.shipped) {
+    shard_plan geo{st.setup.rows, st.setup.shards};
+    uint64_t pos = 0;
+    for (auto id : st.setup.my_shards) {
+      ws.placement.emplace_back(id, pos);
+      pos += geo.shards()[id].size();
+    }
+  }
+  ws.data = std::make_shared<const dataset>(std::move(st.rows));
+  st.rows = dataset{};
+  st.worker = self->spawn<caf::detached>(shard_worker, std::move(ws));
+  self->request(st.master, st.opts.timeout, ready_atom_v, st.setup.rank,
+                st.data_fingerprint, st.worker)
+    .then([](bool) {},
+          [=](caf::error& err) { die(self, describe(err)); });
+}
+
+void on_setup(self_ptr self, job_setup setup) {
+  auto& st = self->state;
+  st.setup = std::move(setup);
+  if (st.setup.shipped) {
+    shard_plan geo{st.setup.rows, st.setup.shards};
+    for (auto id : st.setup.my_shards) {
+      if (id >= geo.shards().size())
+        return die(self, fmt::format("master named shard {} of {}", id,
+                                     st.setup.shards));
+      st.expected_rows += geo.shards()[id].size();
+    }
+    if (st.expected_rows == 0)
+      finish_setup(self);
+    else
+      self->send(st.master, data_atom_v, st.setup.rank);
+    return;
+  }
+  auto spec = job_spec_from_json(st.setup.spec_json);
+  if (!spec)
+    return die(self, "job spec from the master: " + spec.err().message());
+  spec->train_path = st.opts.data_path;
+  auto data = load_training_set(*spec);
+  if (!data)
+    return die(self, data.err().message());
+  st.data_fingerprint = fingerprint(*data);
+  if (!st.setup.mean.empty()) {
+    standardizer s{st.setup.mean, st.setup.scale};
+    if (auto err = apply_standardizer(s, *data))
+      return die(self, err.message());
+  }
+  st.rows = std::move(*data);
+  finish_setup(self);
+}
+
+} // namespace
+
+caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
+                          caf::actor master, worker_node_options opts) {
+  auto& st = self->state;
+  st.master = master;
+  st.opts = std::move(opts);
+  self->monitor(master);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    if (msg.source == self->state.master)
+      die(self, "lost the master (" + caf::to_string(msg.reason) + ")");
+  });
+  member_info me{"remote-worker", protocol_version,
+                 st.opts.data_path.empty() ? "" : "own-data"};
+  self->request(master, st.opts.timeout, register_atom_v, me,
+                caf::actor{self})
+    .then([=](job_setup& setup) { on_setup(self, std::move(setup)); },
+          [=](caf::error& err) { die(self, describe(err)); });
+  return {
+    [=](data_atom, const data_chunk& chunk) -> caf::result<bool> {
+      auto& st = self->state;
+      auto rows = chunk_rows(chunk);
+      if (!append_rows(st.rows, rows) || st.rows.rows > st.expected_rows
+          || chunk.cols != st.setup.inputs)
+        return make_caf_error(errc::protocol_violation,
+                              fmt::format("worker: malformed chunk of shard "
+                                          "{}",
+                                          chunk.shard));
+      if (st.rows.rows == st.expected_rows)
+        finish_setup(self);
+      return true;
+    },
+    [=](stop_atom) {
+      auto& st = self->state;
+      if (st.worker)
+        self->send(st.worker, stop_atom_v);
+      self->quit();
+    },
+  };
+}
+
+} // namespace dml

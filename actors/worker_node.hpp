@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "runtime/dataset.hpp"
+#include "runtime/model_registry.hpp"
+
+namespace dml {
+
+/// Options of a worker process.
+struct worker_node_options {
+  /// A local copy of the training data (empty: the master ships the rows).
+  std::string data_path;
+  /// Deadline of requests to the master.
+  std::chrono::milliseconds timeout{30000};
+  /// Makes the model instance (lives as long as the process).
+  const model_registry* models = nullptr;
+};
+
+/// State of a worker process's node actor.
+struct worker_node_state {
+  worker_node_options opts;
+  caf::actor master;
+  caf::actor worker;
+  job_setup setup;
+  dataset rows;
+  uint64_t expected_rows = 0;
+  std::string data_fingerprint;
+  /// The error that ended this node, printed by the process (empty: none).
+  std::string failure;
+  static inline const char* name = "dml.worker_node";
+};
+
+/// The member a worker process contributes: joins the master, receives the
+/// job, gets its rows (shipped by the master, or loaded from its own copy
+/// and checked by fingerprint), then spawns a detached shard-worker and
+/// reports ready.
+///
+///   join --> job_setup --+--> (data chunks ...) --+--> ready --> steps
+///                        +--> load + fingerprint -+
+///
+/// Interface: `(data_atom, data_chunk) -> bool` (from the master's shipper);
+/// `(stop_atom)`: stop the shard-worker and quit. Quits with an error when
+/// the master refuses it or goes away; `state.failure` says why.
+caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
+                          caf::actor master, worker_node_options opts);
+
+} // namespace dml
