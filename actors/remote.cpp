@@ -20,7 +20,8 @@ void configure_transport(caf::actor_system_config& cfg,
                          const transport_options& opts) {
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.app-identifiers",
-          std::vector<std::string>{app_identifier()});
+          std::vector<std::string>{opts.app_id.empty() ? app_identifier()
+                                                       : opts.app_id});
   cfg.set("middleman.heartbeat-interval", caf::timespan{opts.heartbeat});
   cfg.set("middleman.connection-timeout", caf::timespan{opts.peer_timeout});
 }

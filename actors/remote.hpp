@@ -20,6 +20,9 @@ struct transport_options {
   std::chrono::milliseconds peer_timeout{10000};
   /// How long a member keeps trying to reach its master.
   std::chrono::milliseconds connect_timeout{30000};
+  /// The middleman app identifier; empty means `app_identifier()`. Only
+  /// tests of version mismatches set it.
+  std::string app_id;
 };
 
 /// Returns the middleman app identifier of this build: nodes of builds with

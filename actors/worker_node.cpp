@@ -16,12 +16,26 @@ namespace {
 
 using self_ptr = caf::stateful_actor<worker_node_state>*;
 
+/// Drops this node and its shard-worker from the actor registry. CAF 0.17
+/// pins every actor whose handle crossed the network there (issues #1340,
+/// #2056) and releases the pin only if the peer's proxy says goodbye, which
+/// a peer that exits first never does: the detached shard-worker's thread
+/// would then wait forever for its destruction and the process would hang
+/// at exit.
+void unpin(self_ptr self) {
+  auto& reg = self->system().registry();
+  if (self->state.worker)
+    reg.erase(self->state.worker.id());
+  reg.erase(self->id());
+}
+
 void die(self_ptr self, std::string why) {
   auto& st = self->state;
   if (st.failure.empty())
     st.failure = std::move(why);
   if (st.worker)
     self->send_exit(st.worker, caf::exit_reason::user_shutdown);
+  unpin(self);
   self->quit(make_caf_error(errc::protocol_violation, st.failure));
 }
 
@@ -53,7 +67,12 @@ void finish_setup(self_ptr self) {
   }
   ws.data = std::make_shared<const dataset>(std::move(st.rows));
   st.rows = dataset{};
-  st.worker = self->spawn<caf::detached>(shard_worker, std::move(ws));
+  // Scheduled, not detached: CAF 0.17 keeps an actor whose handle crossed
+  // the network referenced after it quit (see unpin), and the thread of a
+  // detached actor waits for its destruction, so the process would hang at
+  // exit. The scheduler runs with --threads threads (one per core), so the
+  // node's control messages still find a free thread.
+  st.worker = self->spawn(shard_worker, std::move(ws));
   self->request(st.master, st.opts.timeout, ready_atom_v, st.setup.rank,
                 st.data_fingerprint, st.worker)
     .then([](bool) {},
@@ -130,6 +149,7 @@ caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
       auto& st = self->state;
       if (st.worker)
         self->send(st.worker, stop_atom_v);
+      unpin(self);
       self->quit();
     },
   };

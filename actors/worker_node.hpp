@@ -41,7 +41,7 @@ struct worker_node_state {
 
 /// The member a worker process contributes: joins the master, receives the
 /// job, gets its rows (shipped by the master, or loaded from its own copy
-/// and checked by fingerprint), then spawns a detached shard-worker and
+/// and checked by fingerprint), then spawns a shard-worker and
 /// reports ready.
 ///
 ///   join --> job_setup --+--> (data chunks ...) --+--> ready --> steps

@@ -53,6 +53,7 @@ transport_options transport_of(const node_options& o) {
   t.heartbeat = std::chrono::milliseconds(o.heartbeat_ms);
   t.peer_timeout = std::chrono::milliseconds(o.peer_timeout_ms);
   t.connect_timeout = std::chrono::milliseconds(o.connect_timeout_ms);
+  t.app_id = o.app_id;
   return t;
 }
 
@@ -243,11 +244,14 @@ int run_aggregator_role(const node_options& o) {
   for (;;) {
     caf::down_msg down;
     self->receive([&](caf::down_msg& msg) { down = std::move(msg); });
-    if (down.source == agg.address())
+    if (down.source == agg.address()) {
+      sys.registry().erase(agg.id()); // see worker_node.cpp: unpin
       return 0;
+    }
     if (down.source == boss->address()) {
       self->send(agg, stop_atom_v);
       self->wait_for(agg);
+      sys.registry().erase(agg.id());
       return fail(make_error(errc::protocol_violation,
                              "lost the master (" + describe(down.reason)
                                + ")"));

@@ -109,6 +109,9 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app.add_option("--peer-timeout", o.peer_timeout_ms,
                  "Milliseconds without data before a peer counts as lost "
                  "(0: never)");
+  app.add_option("--app-id", o.app_id,
+                 "Protocol tag peers must share (default: this build's "
+                 "dml-protocol-N; set only to test mismatched builds)");
   app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
   try {
     app.parse(argc, argv);

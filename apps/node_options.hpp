@@ -37,6 +37,8 @@ struct node_options {
   uint64_t connect_timeout_ms = 30000;
   uint64_t heartbeat_ms = 500;
   uint64_t peer_timeout_ms = 10000;
+  /// Overrides the protocol tag peers compare (tests of mismatched builds).
+  std::string app_id;
   /// Set when --help was printed: exit 0 without running.
   bool help_printed = false;
 };

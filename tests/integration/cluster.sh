@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Multi-process tests of distributed mode on 127.0.0.1.
+#
+# Usage: cluster.sh DML_NODE CASE
+#
+# Every process is started by this script, bound to 127.0.0.1, and stopped by
+# its pid on every way out (trap); each case has a watchdog. Fashion-MNIST
+# (Debian's dataset-fashion-mnist) is the data.
+set -euo pipefail
+node="$1"
+case_name="$2"
+data=/usr/share/datasets/fashion-mnist
+train="$data/train-images-idx3-ubyte.gz"
+test_set="$data/t10k-images-idx3-ubyte.gz"
+dir="$(mktemp -d)"
+pids=()
+watchdog=""
+
+cleanup() {
+  kill -TERM "$watchdog" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 1' TERM INT
+# Watchdog: the whole case must end within 150 s.
+( trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep 150 &
+  sleeper=$!
+  wait "$sleeper"
+  echo "cluster.sh: watchdog fired in $case_name; logs:" >&2
+  for f in "$dir"/*.log; do echo "== $f" >&2; tail -n 5 "$f" >&2; done
+  kill -TERM $$ ) &
+watchdog=$!
+
+fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+
+# start NAME ARGS...: starts dml-node in the background, logs to NAME.log,
+# records its pid in the variable NAME_pid.
+start() {
+  local name="$1"; shift
+  "$node" "$@" > "$dir/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  printf -v "${name}_pid" '%s' "$pid"
+}
+
+# finish NAME [EXPECTED]: waits for NAME's process (bounded by the watchdog)
+# and checks its exit code (default 0).
+finish() {
+  local name="$1" expected="${2:-0}" pid_var="${1}_pid" rc=0
+  wait "${!pid_var}" || rc=$?
+  [ "$rc" -eq "$expected" ] || {
+    cat "$dir"/*.log >&2
+    fail "$name exited $rc, expected $expected"
+  }
+}
+
+# wait_port: waits for the master's port file and prints the port.
+wait_port() {
+  for _ in $(seq 300); do
+    if [ -s "$dir/port" ]; then cat "$dir/port"; return; fi
+    sleep 0.1
+  done
+  cat "$dir"/*.log >&2
+  fail "the master wrote no port file"
+}
+
+# A port nobody listens on now (for members started before their master).
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 30000))
+    if ! grep -qi ":$(printf '%04X' "$p") " /proc/net/tcp 2>/dev/null; then
+      echo "$p"; return
+    fi
+  done
+  fail "no free port found"
+}
+
+sha_of() { grep -o '"params_sha256":"[0-9a-f]*"' "$1" | tail -n 1; }
+
+flags=(--train "$train" --test "$test_set" --model softmax --lr 0.1
+       --batch-size 128 --epochs 1 --seed 3 --quiet)
+
+# local_reference W K: runs the same job in one process.
+local_reference() {
+  "$node" --role local --workers "$1" --aggregators "$2" "${flags[@]}" \
+    --model-out "$dir/local.dml" --metrics-out "$dir/local.jsonl"
+}
+
+case "$case_name" in
+  bit_identity_2w)
+    # Master first; one worker gets shipped rows, one loads its own copy.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 2 "${flags[@]}" --model-out "$dir/dist.dml" \
+      --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    start w0 --role worker --master "127.0.0.1:$port" --quiet
+    start w1 --role worker --master "127.0.0.1:$port" --data "$train" --quiet
+    finish master; finish w0; finish w1
+    local_reference 2 0
+    [ -n "$(sha_of "$dir/dist.jsonl")" ] || fail "no final record"
+    [ "$(sha_of "$dir/dist.jsonl")" = "$(sha_of "$dir/local.jsonl")" ] \
+      || fail "params differ: $(sha_of "$dir/dist.jsonl") vs $(sha_of "$dir/local.jsonl")"
+    cmp -s "$dir/dist.dml" "$dir/local.dml" || fail "model files differ"
+    grep -q '"samples":60000' "$dir/dist.jsonl" || fail "samples != 60000"
+    ;;
+  bit_identity_4w2a)
+    # Members first (they wait for the master), the master last.
+    port=$(free_port)
+    for r in 0 1 2 3; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
+    done
+    start a0 --role aggregator --master "127.0.0.1:$port" --quiet
+    start a1 --role aggregator --master "127.0.0.1:$port" --quiet
+    sleep 0.5
+    start master --role master --listen "127.0.0.1:$port" --workers 4 \
+      --aggregators 2 "${flags[@]}" --model-out "$dir/dist.dml" \
+      --metrics-out "$dir/dist.jsonl"
+    finish master
+    for m in w0 w1 w2 w3 a0 a1; do finish "$m"; done
+    local_reference 4 2
+    [ "$(sha_of "$dir/dist.jsonl")" = "$(sha_of "$dir/local.jsonl")" ] \
+      || fail "params differ: $(sha_of "$dir/dist.jsonl") vs $(sha_of "$dir/local.jsonl")"
+    cmp -s "$dir/dist.dml" "$dir/local.dml" || fail "model files differ"
+    ;;
+  fingerprint_mismatch)
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 1 "${flags[@]}" --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    # The test set is not the training set: refused on both sides.
+    start bad --role worker --master "127.0.0.1:$port" --data "$test_set"
+    finish bad 1
+    grep -q "data fingerprint mismatch" "$dir/bad.log" \
+      || fail "worker did not name the mismatch: $(cat "$dir/bad.log")"
+    grep -q "refused worker rank 0: data fingerprint mismatch" \
+      "$dir/master.log" || fail "master did not log the refusal"
+    # The rank is free again: a worker with the right copy completes the job.
+    start good --role worker --master "127.0.0.1:$port" --data "$train"
+    finish master; finish good
+    grep -q '"event":"final"' "$dir/dist.jsonl" || fail "no final record"
+    ;;
+  protocol_mismatch)
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 1 "${flags[@]}"
+    port=$(wait_port)
+    start old --role worker --master "127.0.0.1:$port" --app-id dml-protocol-0
+    finish old 1
+    grep -q "another dml protocol version" "$dir/old.log" \
+      || fail "no version error: $(cat "$dir/old.log")"
+    kill -TERM "$master_pid"
+    finish master 1
+    grep -q "interrupted" "$dir/master.log" || fail "master: $(cat "$dir/master.log")"
+    ;;
+  no_master)
+    port=$(free_port)
+    start lonely --role worker --master "127.0.0.1:$port" \
+      --connect-timeout 1500
+    finish lonely 1
+    grep -q "no master answered within 1500 ms" "$dir/lonely.log" \
+      || fail "no timeout error: $(cat "$dir/lonely.log")"
+    ;;
+  sigterm_master)
+    # A longer job, stopped by SIGTERM after its first epoch: the members
+    # exit, the master saves the model and exits non-zero.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 2 --train "$train" --model mlp --hidden 64 --epochs 50 \
+      --model-out "$dir/stopped.dml" --metrics-out "$dir/dist.jsonl" --quiet
+    port=$(wait_port)
+    start w0 --role worker --master "127.0.0.1:$port" --quiet
+    start w1 --role worker --master "127.0.0.1:$port" --quiet
+    for _ in $(seq 600); do
+      [ -s "$dir/dist.jsonl" ] && break
+      sleep 0.1
+    done
+    kill -TERM "$master_pid"
+    finish master 1
+    grep -q "interrupted; model saved to $dir/stopped.dml" "$dir/master.log" \
+      || fail "master: $(cat "$dir/master.log")"
+    "$node" --role eval --model-in "$dir/stopped.dml" --test "$test_set" \
+      --quiet || fail "the saved model does not load"
+    # Members end on their own; none is left behind.
+    finish w0 0; finish w1 0
+    ;;
+  *)
+    fail "unknown case"
+    ;;
+esac
+echo "cluster $case_name: ok"
