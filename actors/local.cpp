@@ -98,7 +98,7 @@ expected<std::string> run_local(caf::actor_system& sys,
     if (!m)
       return m.err();
     worker_setup ws{data.train, *m, spec.seed, data.train->rows, shards, {}};
-    auto w = sys.spawn<caf::detached>(shard_worker, std::move(ws));
+    auto w = sys.spawn(shard_worker, std::move(ws));
     members.push_back(w);
     self->request(boss, caf::infinite, join_atom_v, member_info{"worker", protocol_version, {}}, w)
       .receive([](int32_t) {}, on_error);
