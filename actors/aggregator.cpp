@@ -52,20 +52,20 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
             [=](grad_msg& g) mutable {
               if (collect->failed)
                 return;
-              gradient_sum part;
-              part.count = g.count;
-              part.loss = g.loss;
-              if (g.values.data)
-                part.values = *g.values.data;
-              collect->reduction.add(rank, std::move(part));
+              collect->reduction.add(rank, gradient_part{g.count, g.loss,
+                                                         g.values.data});
               if (!collect->reduction.complete())
                 return;
-              auto sum = collect->reduction.take();
+              auto& st = self->state;
+              collect->reduction.take(st.sum);
               auto reply = collect->header;
               reply.ranks = ranks;
-              reply.count = sum.count;
-              reply.loss = sum.loss;
-              reply.values = tensor{std::move(sum.values)};
+              reply.count = st.sum.count;
+              reply.loss = st.sum.loss;
+              auto buf = st.pool.acquire(0);
+              std::swap(*buf, st.sum.values);
+              reply.values
+                = tensor{std::shared_ptr<const std::vector<float>>{buf}};
               rp.deliver(std::move(reply));
             },
             [=](caf::error& err) mutable {

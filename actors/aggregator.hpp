@@ -8,6 +8,7 @@
 #include <caf/fwd.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/messages.hpp"
 #include "runtime/reduce.hpp"
 
 namespace dml {
@@ -16,6 +17,8 @@ namespace dml {
 struct aggregator_state {
   std::map<int32_t, caf::actor> workers;
   std::chrono::milliseconds timeout{60000};
+  gradient_sum sum;
+  tensor_pool pool;
   static inline const char* name = "dml.aggregator";
 };
 

@@ -1,5 +1,8 @@
 #include "actors/local.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include <caf/all.hpp>
 
 #include "actors/errors.hpp"
@@ -8,6 +11,19 @@
 #include "actors/shard_worker.hpp"
 
 namespace dml {
+
+size_t default_threads(uint32_t workers) {
+  size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::max<size_t>(1, std::min<size_t>(cores, workers));
+}
+
+void poll_eagerly(caf::actor_system_config& cfg) {
+  cfg.set("work-stealing.aggressive-poll-attempts", size_t{100000});
+  cfg.set("work-stealing.moderate-sleep-duration",
+          caf::timespan{std::chrono::microseconds(5)});
+  cfg.set("work-stealing.relaxed-sleep-duration",
+          caf::timespan{std::chrono::microseconds(20)});
+}
 
 master_setup make_master_setup(const local_options& opts,
                                const prepared_data& data,

@@ -28,6 +28,18 @@ struct local_options {
   std::vector<std::string> observers;
 };
 
+/// Returns the scheduler threads for a process running `workers`
+/// shard-workers when the user did not say: one per core, but no more than
+/// workers (with one worker, master and worker then share a thread and a
+/// step never crosses cores).
+size_t default_threads(uint32_t workers);
+
+/// Makes idle scheduler threads look for work every few microseconds
+/// instead of sleeping up to 10 ms (CAF's default): in a BSP step the
+/// workers' messages are queued on the thread that sent them, and a sleeping
+/// thread would leave the second core idle. Costs CPU while a thread idles.
+void poll_eagerly(caf::actor_system_config& cfg);
+
 /// Returns the master's setup for a job over `data` (in one process or as
 /// the master of a cluster).
 master_setup make_master_setup(const local_options& opts,

@@ -131,12 +131,16 @@ void end_epoch(self_ptr self) {
 /// Applies the completed step and moves on.
 void complete_step(self_ptr self) {
   auto& st = self->state;
-  auto sum = st.reduction.take();
+  auto& sum = st.grad;
+  st.reduction.take(sum);
   auto progress = static_cast<double>(st.samples)
                   / static_cast<double>(st.setup.rows);
   // Copy-on-write: a worker may still hold the parameters it was sent.
-  if (st.params.use_count() > 1)
-    st.params = std::make_shared<std::vector<float>>(*st.params);
+  if (st.params.use_count() > 1) {
+    auto fresh = st.param_pool.acquire(st.params->size());
+    std::copy(st.params->begin(), st.params->end(), fresh->begin());
+    st.params = std::move(fresh);
+  }
   auto count = sum.count;
   st.epoch_loss += sum.loss;
   apply_step(*st.setup.instance, st.setup.spec, sum, progress, *st.params,
@@ -164,9 +168,6 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
   auto& st = self->state;
   if (g.step != st.step || g.attempt != st.attempt)
     return; // stale: an abandoned attempt
-  gradient_sum part;
-  part.count = g.count;
-  part.loss = g.loss;
   if (g.values.size() != st.params->size()) {
     fail(self, make_caf_error(errc::shape_mismatch,
                               fmt::format("master: gradient of {} values from "
@@ -175,12 +176,7 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
                                           st.params->size())));
     return;
   }
-  // Take the buffer without copying when nobody else holds it.
-  if (g.values.data.use_count() == 1)
-    part.values = std::move(
-      const_cast<std::vector<float>&>(*g.values.data));
-  else
-    part.values = *g.values.data;
+  gradient_part part{g.count, g.loss, g.values.data};
   if (!st.reduction.add(slot, std::move(part)))
     return;
   if (st.reduction.complete())

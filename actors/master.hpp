@@ -85,6 +85,10 @@ struct master_state {
   uint32_t epoch = 0;
   std::vector<assignment> work;
   ordered_reduction reduction;
+  /// The step's summed gradient (its buffer is reused).
+  gradient_sum grad;
+  /// Parameter buffers (copy-on-write while workers still hold one).
+  tensor_pool param_pool;
 
   // Counters.
   uint64_t samples = 0;

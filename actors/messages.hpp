@@ -54,6 +54,29 @@ struct tensor {
   }
 };
 
+/// Reuses float buffers that no message references any more, so a step
+/// allocates (and page-faults) nothing once the pool is warm.
+class tensor_pool {
+public:
+  /// Returns a buffer of `n` floats (contents unspecified) that nobody else
+  /// references.
+  std::shared_ptr<std::vector<float>> acquire(size_t n) {
+    for (auto& b : bufs_) {
+      if (b.use_count() == 1) {
+        b->resize(n);
+        return b;
+      }
+    }
+    auto b = std::make_shared<std::vector<float>>(n);
+    if (bufs_.size() < 8)
+      bufs_.push_back(b);
+    return b;
+  }
+
+private:
+  std::vector<std::shared_ptr<std::vector<float>>> bufs_;
+};
+
 /// @relates tensor
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tensor& x) {

@@ -41,8 +41,11 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
         return make_caf_error(err.code(), "worker: " + err.message());
       reply.count = st.scratch.count;
       reply.loss = st.scratch.loss;
-      reply.values = tensor{std::move(st.scratch.values)};
-      st.scratch.values = {};
+      // Hand the gradient over in a pooled buffer; the scratch takes the
+      // pooled buffer's storage for the next step.
+      auto buf = st.pool.acquire(0);
+      std::swap(*buf, st.scratch.values);
+      reply.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
       return reply;
     },
     [=](stop_atom) { self->quit(); },

@@ -8,6 +8,7 @@
 #include <caf/fwd.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/messages.hpp"
 #include "runtime/model.hpp"
 #include "runtime/shard.hpp"
 #include "runtime/training.hpp"
@@ -38,6 +39,7 @@ struct shard_worker_state {
   std::unique_ptr<shard_computer> computer;
   shard_plan geometry;
   gradient_sum scratch;
+  tensor_pool pool;
   static inline const char* name = "dml.shard_worker";
 };
 

@@ -42,10 +42,18 @@ report_options report_options_of(const node_options& o) {
 void configure(caf::actor_system_config& cfg, const node_options& o) {
   cfg.add_message_types<caf::id_block::dml>();
   add_error_category(cfg);
-  auto threads = o.threads != 0 ? o.threads
-                                 : std::max(1u,
-                                            std::thread::hardware_concurrency());
-  cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+  // A worker process runs one shard-worker; a master or aggregator process
+  // does control work only, so one thread per core suffices everywhere but
+  // in local mode, where the workers share the process.
+  size_t threads = o.threads != 0 ? o.threads
+                   : o.role == "local"
+                     ? default_threads(o.spec.workers)
+                     : default_threads(std::thread::hardware_concurrency());
+  cfg.set("scheduler.max-threads", threads);
+  // Eager polling pays in one process; processes that share cores (several
+  // nodes on one machine) would only steal each other's CPU with it.
+  if (o.role == "local")
+    poll_eagerly(cfg);
 }
 
 transport_options transport_of(const node_options& o) {

@@ -58,17 +58,8 @@ double local_rate(job_spec spec, const prepared_data& data,
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::dml>();
   add_error_category(cfg);
-  cfg.set("scheduler.max-threads",
-          static_cast<size_t>(std::thread::hardware_concurrency()));
-  if (auto v = std::getenv("WS_RELAXED_US"))
-    cfg.set("work-stealing.relaxed-sleep-duration",
-            caf::timespan{std::chrono::microseconds(std::atoi(v))});
-  if (auto v = std::getenv("WS_MODERATE_US"))
-    cfg.set("work-stealing.moderate-sleep-duration",
-            caf::timespan{std::chrono::microseconds(std::atoi(v))});
-  if (auto v = std::getenv("WS_AGGRESSIVE"))
-    cfg.set("work-stealing.aggressive-poll-attempts",
-            static_cast<size_t>(std::atoi(v)));
+  cfg.set("scheduler.max-threads", default_threads(workers));
+  poll_eagerly(cfg);
   caf::actor_system sys{cfg};
   auto rec = run_local(sys, o, data, models, actors);
   if (!rec) {

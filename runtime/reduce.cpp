@@ -13,7 +13,7 @@ void ordered_reduction::reset(std::vector<int32_t> ranks) {
   stored_ = 0;
 }
 
-bool ordered_reduction::add(int32_t rank, gradient_sum x) {
+bool ordered_reduction::add(int32_t rank, gradient_part x) {
   auto i = std::lower_bound(ranks_.begin(), ranks_.end(), rank);
   if (i == ranks_.end() || *i != rank)
     return false;
@@ -34,18 +34,33 @@ std::vector<int32_t> ordered_reduction::missing() const {
   return result;
 }
 
-gradient_sum ordered_reduction::take() {
-  gradient_sum acc;
-  if (parts_.empty())
-    return acc;
-  acc = std::move(parts_[0]);
-  for (size_t i = 1; i < parts_.size(); ++i)
-    accumulate(acc, parts_[i]);
+void ordered_reduction::take(gradient_sum& out) {
+  out.count = 0;
+  out.loss = 0;
+  bool first = true;
+  for (auto& part : parts_) {
+    out.count += part.count;
+    out.loss += part.loss;
+    if (!part.values)
+      continue;
+    auto& xs = *part.values;
+    if (first) {
+      out.values.assign(xs.begin(), xs.end());
+      first = false;
+      continue;
+    }
+    // A plain loop: exact and alignment-independent (see apply_update).
+    float* dst = out.values.data();
+    const float* src = xs.data();
+    for (size_t i = 0, n = std::min(out.values.size(), xs.size()); i < n; ++i)
+      dst[i] += src[i];
+  }
+  if (first)
+    out.values.clear();
   parts_.clear();
   have_.clear();
   ranks_.clear();
   stored_ = 0;
-  return acc;
 }
 
 } // namespace dml

@@ -1,11 +1,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "runtime/training.hpp"
 
 namespace dml {
+
+/// One rank's part of a step: a gradient sum over `count` rows, held by
+/// reference (in one process it is the very buffer the worker sent).
+struct gradient_part {
+  uint64_t count = 0;
+  double loss = 0;
+  std::shared_ptr<const std::vector<float>> values;
+};
 
 /// Collects the gradient sums of a known set of ranks for one step and adds
 /// them up in rank order, whatever order they arrive in. Both the master and
@@ -17,7 +26,7 @@ public:
 
   /// Stores `x` for `rank`. Returns false, storing nothing, for a rank not
   /// expected or already stored.
-  bool add(int32_t rank, gradient_sum x);
+  bool add(int32_t rank, gradient_part x);
 
   /// Returns whether every expected rank has been stored.
   bool complete() const noexcept {
@@ -32,13 +41,13 @@ public:
   /// Returns the ranks not stored yet.
   std::vector<int32_t> missing() const;
 
-  /// Returns the sum of all stored parts in rank order. Requires
-  /// `complete()`.
-  gradient_sum take();
+  /// Writes the sum of all stored parts, added in rank order, to `out`
+  /// (reusing its buffer) and drops the parts. Requires `complete()`.
+  void take(gradient_sum& out);
 
 private:
   std::vector<int32_t> ranks_;
-  std::vector<gradient_sum> parts_;
+  std::vector<gradient_part> parts_;
   std::vector<bool> have_;
   size_t stored_ = 0;
 };
