@@ -1,7 +1,8 @@
 #include "actors/actor_registry.hpp"
 
-#include <caf/all.hpp>
 #include <fmt/format.h>
+
+#include <caf/all.hpp>
 
 #include "actors/aggregator.hpp"
 #include "actors/evaluator.hpp"
@@ -21,10 +22,9 @@ void actor_registry::add(actor_kind kind, std::string name, factory fn) {
   factories_[{kind, std::move(name)}] = std::move(fn);
 }
 
-expected<caf::actor> actor_registry::spawn(actor_kind kind,
-                                           const std::string& name,
-                                           caf::actor_system& sys,
-                                           const actor_context& ctx) const {
+expected<caf::actor>
+actor_registry::spawn(actor_kind kind, const std::string& name,
+                      caf::actor_system& sys, const actor_context& ctx) const {
   auto i = factories_.find({kind, name});
   if (i == factories_.end()) {
     auto known = names(kind);
@@ -57,15 +57,14 @@ void register_builtin_actors(actor_registry& registry) {
                   const actor_context& ctx) -> expected<caf::actor> {
                  return sys.spawn(aggregator, ctx.step_timeout);
                });
-  registry.add(actor_kind::evaluator, "evaluator",
-               [](caf::actor_system& sys,
-                  const actor_context& ctx) -> expected<caf::actor> {
-                 if (!ctx.test || !ctx.instance)
-                   return make_error(errc::bad_config,
-                                     "evaluator: needs a test set");
-                 return sys.spawn<caf::detached>(evaluator, ctx.test,
-                                                 ctx.instance);
-               });
+  registry.add(
+    actor_kind::evaluator, "evaluator",
+    [](caf::actor_system& sys,
+       const actor_context& ctx) -> expected<caf::actor> {
+      if (!ctx.test || !ctx.instance)
+        return make_error(errc::bad_config, "evaluator: needs a test set");
+      return sys.spawn<caf::detached>(evaluator, ctx.test, ctx.instance);
+    });
 }
 
 } // namespace dml

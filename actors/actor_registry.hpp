@@ -46,9 +46,8 @@ struct actor_context {
 /// make one, call `register_builtin_actors` and add their own.
 class actor_registry {
 public:
-  using factory
-    = std::function<expected<caf::actor>(caf::actor_system&,
-                                         const actor_context&)>;
+  using factory = std::function<expected<caf::actor>(caf::actor_system&,
+                                                     const actor_context&)>;
 
   /// Adds (or replaces) the factory for `name` of `kind`.
   void add(actor_kind kind, std::string name, factory fn);

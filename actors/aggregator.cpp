@@ -1,7 +1,8 @@
 #include "actors/aggregator.hpp"
 
-#include <caf/all.hpp>
 #include <fmt/format.h>
+
+#include <caf/all.hpp>
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
@@ -46,14 +47,15 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       for (auto& a : plan.work) {
         step_plan sub{plan.step, plan.epoch, plan.attempt, {a}};
         auto rank = a.rank;
-        self->request(st.workers[rank], st.timeout, step_atom_v,
-                      std::move(sub), params)
+        self
+          ->request(st.workers[rank], st.timeout, step_atom_v, std::move(sub),
+                    params)
           .then(
             [=](grad_msg& g) mutable {
               if (collect->failed)
                 return;
-              collect->reduction.add(rank, gradient_part{g.count, g.loss,
-                                                         g.values.data});
+              collect->reduction.add(
+                rank, gradient_part{g.count, g.loss, g.values.data});
               if (!collect->reduction.complete())
                 return;
               auto& st = self->state;
@@ -64,17 +66,17 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
               reply.loss = st.sum.loss;
               auto buf = st.pool.acquire(0);
               std::swap(*buf, st.sum.values);
-              reply.values
-                = tensor{std::shared_ptr<const std::vector<float>>{buf}};
+              reply.values = tensor{
+                std::shared_ptr<const std::vector<float>>{buf}};
               rp.deliver(std::move(reply));
             },
             [=](caf::error& err) mutable {
               if (collect->failed)
                 return;
               collect->failed = true;
-              rp.deliver(make_caf_error(
-                errc::timeout, fmt::format("worker rank {}: {}", rank,
-                                           describe(err))));
+              rp.deliver(make_caf_error(errc::timeout,
+                                        fmt::format("worker rank {}: {}", rank,
+                                                    describe(err))));
             });
       }
       return rp;

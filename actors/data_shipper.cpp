@@ -48,7 +48,7 @@ uint64_t chunk_rows_for(const dataset& data, uint64_t bytes) {
   uint64_t row_bytes = sizeof(float);
   if (data.sparse && data.rows > 0)
     row_bytes += (data.csr.indices.size() / data.rows + 1)
-                 * (sizeof(int32_t) + sizeof(float));
+      * (sizeof(int32_t) + sizeof(float));
   else
     row_bytes += data.cols * sizeof(float);
   return std::max<uint64_t>(1, bytes / row_bytes);

@@ -30,16 +30,16 @@ std::string describe(const caf::error& x) {
 }
 
 void add_error_category(caf::actor_system_config& cfg) {
-  cfg.add_error_category(category, [](uint8_t code, caf::atom_value,
-                                      const caf::message& ctx) {
-    std::string result = "dml::";
-    result += to_string(static_cast<errc>(code));
-    if (ctx.match_elements<std::string>()) {
-      result += ": ";
-      result += ctx.get_as<std::string>(0);
-    }
-    return result;
-  });
+  cfg.add_error_category(
+    category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+      std::string result = "dml::";
+      result += to_string(static_cast<errc>(code));
+      if (ctx.match_elements<std::string>()) {
+        result += ": ";
+        result += ctx.get_as<std::string>(0);
+      }
+      return result;
+    });
 }
 
 } // namespace dml

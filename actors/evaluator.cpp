@@ -14,8 +14,8 @@ caf::behavior evaluator(caf::stateful_actor<evaluator_state>* self,
   self->state.test = std::move(test);
   self->state.instance = std::move(instance);
   return {
-    [=](eval_atom, uint32_t, const tensor& params)
-      -> caf::result<eval_metrics> {
+    [=](eval_atom, uint32_t,
+        const tensor& params) -> caf::result<eval_metrics> {
       auto& st = self->state;
       if (params.size() != st.instance->num_params())
         return make_caf_error(errc::shape_mismatch,

@@ -45,11 +45,10 @@ master_setup make_master_setup(const local_options& opts,
   return ms;
 }
 
-expected<std::string> run_local(caf::actor_system& sys,
-                                const local_options& opts,
-                                const prepared_data& data,
-                                const model_registry& models,
-                                const actor_registry& actors) {
+expected<std::string>
+run_local(caf::actor_system& sys, const local_options& opts,
+          const prepared_data& data, const model_registry& models,
+          const actor_registry& actors) {
   auto& spec = opts.spec;
   auto make = [&]() -> expected<std::shared_ptr<model>> {
     auto m = models.make(data.config);
@@ -104,8 +103,9 @@ expected<std::string> run_local(caf::actor_system& sys,
       return ob.err();
     }
     members.push_back(*ob);
-    self->request(boss, caf::infinite, join_atom_v,
-                  member_info{"observer", protocol_version, {}}, *ob)
+    self
+      ->request(boss, caf::infinite, join_atom_v,
+                member_info{"observer", protocol_version, {}}, *ob)
       .receive([](int32_t) {}, on_error);
   }
   ctx.arg.clear();
@@ -116,7 +116,9 @@ expected<std::string> run_local(caf::actor_system& sys,
     worker_setup ws{data.train, *m, spec.seed, data.train->rows, shards, {}};
     auto w = sys.spawn(shard_worker, std::move(ws));
     members.push_back(w);
-    self->request(boss, caf::infinite, join_atom_v, member_info{"worker", protocol_version, {}}, w)
+    self
+      ->request(boss, caf::infinite, join_atom_v,
+                member_info{"worker", protocol_version, {}}, w)
       .receive([](int32_t) {}, on_error);
   }
   for (uint32_t g = 0; g < spec.aggregators && !failure; ++g) {
@@ -127,8 +129,9 @@ expected<std::string> run_local(caf::actor_system& sys,
       break;
     }
     members.push_back(*a);
-    self->request(boss, caf::infinite, join_atom_v,
-                  member_info{"aggregator", protocol_version, {}}, *a)
+    self
+      ->request(boss, caf::infinite, join_atom_v,
+                member_info{"aggregator", protocol_version, {}}, *a)
       .receive([](int32_t) {}, on_error);
   }
   std::string result;

@@ -51,10 +51,9 @@ master_setup make_master_setup(const local_options& opts,
 /// the observers; the pluggable ones made by `actors`) in
 /// `sys`, runs the job, stops every actor, and returns the final metrics
 /// record (JSON text).
-expected<std::string> run_local(caf::actor_system& sys,
-                                const local_options& opts,
-                                const prepared_data& data,
-                                const model_registry& models,
-                                const actor_registry& actors);
+expected<std::string>
+run_local(caf::actor_system& sys, const local_options& opts,
+          const prepared_data& data, const model_registry& models,
+          const actor_registry& actors);
 
 } // namespace dml

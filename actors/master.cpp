@@ -1,7 +1,8 @@
 #include "actors/master.hpp"
 
-#include <caf/all.hpp>
 #include <fmt/format.h>
+
+#include <caf/all.hpp>
 
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
@@ -84,8 +85,8 @@ void maybe_finish(self_ptr self) {
   rec.test = st.last_test;
   rec.wall_s = seconds_since(st.t_start);
   rec.train_s = st.train_s;
-  rec.params_sha256
-    = to_hex(sha256_of(params.data(), params.size() * sizeof(float)));
+  rec.params_sha256 = to_hex(
+    sha256_of(params.data(), params.size() * sizeof(float)));
   auto json = st.out->final(rec);
   publish(self, json);
   st.done.deliver(std::move(json));
@@ -123,8 +124,9 @@ void end_epoch(self_ptr self) {
         maybe_finish(self);
       },
       [=](caf::error& err) {
-        fail(self, make_caf_error(errc::io_error,
-                                  "evaluation failed: " + describe(err)));
+        fail(self,
+             make_caf_error(errc::io_error,
+                            "evaluation failed: " + describe(err)));
       });
 }
 
@@ -134,7 +136,7 @@ void complete_step(self_ptr self) {
   auto& sum = st.grad;
   st.reduction.take(sum);
   auto progress = static_cast<double>(st.samples)
-                  / static_cast<double>(st.setup.rows);
+    / static_cast<double>(st.setup.rows);
   // Copy-on-write: a worker may still hold the parameters it was sent.
   if (st.params.use_count() > 1) {
     auto fresh = st.param_pool.acquire(st.params->size());
@@ -149,8 +151,9 @@ void complete_step(self_ptr self) {
   for (auto& a : st.work)
     spans.insert(spans.end(), a.spans.begin(), a.spans.end());
   if (!st.plan.commit(spans)) {
-    fail(self, make_caf_error(errc::protocol_violation,
-                              "master: step spans do not match the cursors"));
+    fail(self,
+         make_caf_error(errc::protocol_violation,
+                        "master: step spans do not match the cursors"));
     return;
   }
   st.samples += count;
@@ -169,11 +172,11 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
   if (g.step != st.step || g.attempt != st.attempt)
     return; // stale: an abandoned attempt
   if (g.values.size() != st.params->size()) {
-    fail(self, make_caf_error(errc::shape_mismatch,
-                              fmt::format("master: gradient of {} values from "
-                                          "slot {}, expected {}",
-                                          g.values.size(), slot,
-                                          st.params->size())));
+    fail(self,
+         make_caf_error(errc::shape_mismatch,
+                        fmt::format("master: gradient of {} values from "
+                                    "slot {}, expected {}",
+                                    g.values.size(), slot, st.params->size())));
     return;
   }
   gradient_part part{g.count, g.loss, g.values.data};
@@ -211,9 +214,10 @@ void next_step(self_ptr self) {
   tensor params{std::shared_ptr<const std::vector<float>>(st.params)};
   auto timeout = st.setup.step_timeout;
   auto on_error = [=](caf::error& err) {
-    fail(self, make_caf_error(errc::timeout,
-                              fmt::format("step {}: {}", self->state.step,
-                                          describe(err))));
+    fail(self,
+         make_caf_error(errc::timeout,
+                        fmt::format("step {}: {}", self->state.step,
+                                    describe(err))));
   };
   std::vector<int32_t> slots;
   if (st.aggregators.empty()) {
@@ -223,8 +227,9 @@ void next_step(self_ptr self) {
     for (auto& a : st.work) {
       step_plan plan{st.step, st.epoch, st.attempt, {a}};
       auto slot = a.rank;
-      self->request(st.workers[a.rank], timeout, step_atom_v, std::move(plan),
-                    params)
+      self
+        ->request(st.workers[a.rank], timeout, step_atom_v, std::move(plan),
+                  params)
         .then([=](grad_msg& g) { on_reply(self, slot, g); }, on_error);
     }
     return;
@@ -244,8 +249,9 @@ void next_step(self_ptr self) {
     plan.step = st.step;
     plan.epoch = st.epoch;
     plan.attempt = st.attempt;
-    self->request(st.aggregators[g], timeout, step_atom_v, std::move(plan),
-                  params)
+    self
+      ->request(st.aggregators[g], timeout, step_atom_v, std::move(plan),
+                params)
       .then([=](grad_msg& msg) { on_reply(self, g, msg); }, on_error);
   }
 }
@@ -310,9 +316,8 @@ std::vector<uint32_t> shards_of(self_ptr self, int32_t r) {
   return result;
 }
 
-caf::result<job_setup> join_remote_worker(self_ptr self,
-                                          const member_info& info,
-                                          caf::actor node) {
+caf::result<job_setup>
+join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   auto& st = self->state;
   if (st.started)
     return make_caf_error(errc::bad_config,
@@ -361,8 +366,7 @@ void ship_rows(self_ptr self, int32_t r) {
 }
 
 caf::result<bool> on_ready(self_ptr self, int32_t r,
-                           const std::string& fingerprint,
-                           caf::actor worker) {
+                           const std::string& fingerprint, caf::actor worker) {
   auto& st = self->state;
   if (r < 0 || static_cast<size_t>(r) >= st.nodes.size() || !st.nodes[r]
       || st.nodes[r].address() != self->current_sender())
@@ -374,8 +378,7 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     auto msg = fmt::format("data fingerprint mismatch: the worker's copy of "
                            "the training set hashes to {}, the master's {} "
                            "to {}",
-                           fingerprint.substr(0, 16),
-                           st.setup.spec.train_path,
+                           fingerprint.substr(0, 16), st.setup.spec.train_path,
                            st.setup.fingerprint.substr(0, 16));
     fmt::print(stderr, "dml-node: refused worker rank {}: {}\n", r, msg);
     self->demonitor(st.nodes[r]);
@@ -407,18 +410,20 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
       return;
     }
     if (st.done.pending())
-      fail(self, make_caf_error(errc::timeout,
-                                fmt::format("worker rank {} was lost ({})", r,
-                                            caf::to_string(msg.reason))));
+      fail(self,
+           make_caf_error(errc::timeout,
+                          fmt::format("worker rank {} was lost ({})", r,
+                                      caf::to_string(msg.reason))));
     return;
   }
   for (size_t g = 0; g < st.aggregators.size(); ++g) {
     if (st.aggregators[g].address() != msg.source)
       continue;
     if (st.done.pending())
-      fail(self, make_caf_error(errc::timeout,
-                                fmt::format("aggregator {} was lost ({})", g,
-                                            caf::to_string(msg.reason))));
+      fail(self,
+           make_caf_error(errc::timeout,
+                          fmt::format("aggregator {} was lost ({})", g,
+                                      caf::to_string(msg.reason))));
     return;
   }
 }
@@ -454,8 +459,7 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       }
       if (info.role == "aggregator") {
         if (st.aggregators.size() >= st.setup.spec.aggregators)
-          return make_caf_error(errc::bad_config,
-                                "master: enough aggregators");
+          return make_caf_error(errc::bad_config, "master: enough aggregators");
         self->monitor(member);
         st.watched.insert(member.address());
         st.aggregators.push_back(std::move(member));

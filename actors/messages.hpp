@@ -84,10 +84,10 @@ typename Inspector::result_type inspect(Inspector& f, tensor& x) {
     size_t n = x.size();
     return caf::error::eval([&] { return f.begin_sequence(n); },
                             [&] {
-                              return n ? f.apply_raw(n * sizeof(float),
-                                                     const_cast<float*>(
-                                                       x.begin()))
-                                       : caf::error{};
+                              return n
+                                ? f.apply_raw(n * sizeof(float),
+                                              const_cast<float*>(x.begin()))
+                                : caf::error{};
                             },
                             [&] { return f.end_sequence(); });
   } else if constexpr (std::is_base_of<caf::deserializer, Inspector>::value) {
@@ -233,9 +233,8 @@ struct data_chunk {
 /// @relates data_chunk
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, data_chunk& x) {
-  return f(caf::meta::type_name("data_chunk"), x.shard, x.first, x.rows,
-           x.cols, x.sparse, x.dense, x.indptr, x.indices, x.values,
-           x.targets);
+  return f(caf::meta::type_name("data_chunk"), x.shard, x.first, x.rows, x.cols,
+           x.sparse, x.dense, x.indptr, x.indices, x.values, x.targets);
 }
 
 } // namespace dml

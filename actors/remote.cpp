@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <fmt/format.h>
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
@@ -44,8 +45,7 @@ parse_endpoint(const std::string& text, const std::string& flag) {
 }
 
 expected<caf::actor> connect_with_retry(caf::actor_system& sys,
-                                        const std::string& host,
-                                        uint16_t port,
+                                        const std::string& host, uint16_t port,
                                         const transport_options& opts) {
   using clock = std::chrono::steady_clock;
   auto deadline = clock::now() + opts.connect_timeout;
@@ -60,8 +60,8 @@ expected<caf::actor> connect_with_retry(caf::actor_system& sys,
     auto attempt = std::min(std::chrono::milliseconds(2000),
                             std::max(left, std::chrono::milliseconds(100)));
     self
-      ->request(sys.middleman().actor_handle(), attempt, caf::connect_atom::value,
-                host, port)
+      ->request(sys.middleman().actor_handle(), attempt,
+                caf::connect_atom::value, host, port)
       .receive(
         [&](const caf::node_id&, caf::strong_actor_ptr& ptr,
             const std::set<std::string>&) {
@@ -87,8 +87,8 @@ expected<caf::actor> connect_with_retry(caf::actor_system& sys,
       return make_error(errc::timeout,
                         fmt::format("--master {}:{}: no master answered "
                                     "within {} ms (last error: {})",
-                                    host, port,
-                                    opts.connect_timeout.count(), last));
+                                    host, port, opts.connect_timeout.count(),
+                                    last));
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }

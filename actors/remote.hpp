@@ -43,8 +43,7 @@ parse_endpoint(const std::string& text, const std::string& flag);
 /// forever) and retrying with backoff until `opts.connect_timeout`. A peer
 /// of another protocol version fails at once.
 expected<caf::actor> connect_with_retry(caf::actor_system& sys,
-                                        const std::string& host,
-                                        uint16_t port,
+                                        const std::string& host, uint16_t port,
                                         const transport_options& opts);
 
 } // namespace dml

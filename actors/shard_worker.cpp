@@ -1,10 +1,10 @@
 #include "actors/shard_worker.hpp"
 
-#include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include "actors/errors.hpp"
+#include <caf/all.hpp>
 
+#include "actors/errors.hpp"
 #include "actors/messages.hpp"
 
 namespace dml {

@@ -1,7 +1,8 @@
 #include "actors/worker_node.hpp"
 
-#include <caf/all.hpp>
 #include <fmt/format.h>
+
+#include <caf/all.hpp>
 
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
@@ -73,10 +74,10 @@ void finish_setup(self_ptr self) {
   // exit. The scheduler runs with --threads threads (one per core), so the
   // node's control messages still find a free thread.
   st.worker = self->spawn(shard_worker, std::move(ws));
-  self->request(st.master, st.opts.timeout, ready_atom_v, st.setup.rank,
-                st.data_fingerprint, st.worker)
-    .then([](bool) {},
-          [=](caf::error& err) { die(self, describe(err)); });
+  self
+    ->request(st.master, st.opts.timeout, ready_atom_v, st.setup.rank,
+              st.data_fingerprint, st.worker)
+    .then([](bool) {}, [=](caf::error& err) { die(self, describe(err)); });
 }
 
 void on_setup(self_ptr self, job_setup setup) {
@@ -86,8 +87,9 @@ void on_setup(self_ptr self, job_setup setup) {
     shard_plan geo{st.setup.rows, st.setup.shards};
     for (auto id : st.setup.my_shards) {
       if (id >= geo.shards().size())
-        return die(self, fmt::format("master named shard {} of {}", id,
-                                     st.setup.shards));
+        return die(self,
+                   fmt::format("master named shard {} of {}", id,
+                               st.setup.shards));
       st.expected_rows += geo.shards()[id].size();
     }
     if (st.expected_rows == 0)
@@ -127,8 +129,7 @@ caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
   });
   member_info me{"remote-worker", protocol_version,
                  st.opts.data_path.empty() ? "" : "own-data"};
-  self->request(master, st.opts.timeout, register_atom_v, me,
-                caf::actor{self})
+  self->request(master, st.opts.timeout, register_atom_v, me, caf::actor{self})
     .then([=](job_setup& setup) { on_setup(self, std::move(setup)); },
           [=](caf::error& err) { die(self, describe(err)); });
   return {

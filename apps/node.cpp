@@ -1,20 +1,22 @@
 #include "apps/node.hpp"
 
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <cstdio>
-#include <fmt/format.h>
-#include <fstream>
-#include <csignal>
-#include <thread>
-#include <unistd.h>
 
 #include "actors/aggregator.hpp"
 #include "actors/errors.hpp"
 #include "actors/local.hpp"
+#include "actors/messages.hpp"
 #include "actors/remote.hpp"
 #include "actors/worker_node.hpp"
-#include "actors/messages.hpp"
 #include "apps/node_options.hpp"
 #include "runtime/loaders.hpp"
 #include "runtime/metrics.hpp"
@@ -46,9 +48,8 @@ void configure(caf::actor_system_config& cfg, const node_options& o) {
   // does control work only, so one thread per core suffices everywhere but
   // in local mode, where the workers share the process.
   size_t threads = o.threads != 0 ? o.threads
-                   : o.role == "local"
-                     ? default_threads(o.spec.workers)
-                     : default_threads(std::thread::hardware_concurrency());
+    : o.role == "local"           ? default_threads(o.spec.workers)
+                        : default_threads(std::thread::hardware_concurrency());
   cfg.set("scheduler.max-threads", threads);
   // Eager polling pays in one process; processes that share cores (several
   // nodes on one machine) would only steal each other's CPU with it.
@@ -88,7 +89,7 @@ public:
     write_fd() = -1;
     if (thread_.joinable()) {
       char c = 'q';
-      (void) !::write(fds_[1], &c, 1);
+      (void)!::write(fds_[1], &c, 1);
       thread_.join();
     }
     ::close(fds_[0]);
@@ -104,7 +105,7 @@ private:
   static void on_signal(int) {
     char c = 's';
     if (write_fd() >= 0)
-      (void) !::write(write_fd(), &c, 1);
+      (void)!::write(write_fd(), &c, 1);
   }
 
   caf::actor target_;
@@ -128,8 +129,8 @@ int run_master_role(const node_options& o, const model_registry& registry,
   lo.model_out = o.model_out;
   lo.report = report_options_of(o);
   lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
-  auto ms = make_master_setup(lo, *data, std::shared_ptr<model>{
-                                           std::move(*instance)});
+  auto ms = make_master_setup(lo, *data,
+                              std::shared_ptr<model>{std::move(*instance)});
   ms.train = data->train;
   ms.fingerprint = data->fingerprint;
   caf::actor_system_config cfg;
@@ -160,9 +161,8 @@ int run_master_role(const node_options& o, const model_registry& registry,
     self->send(boss, join_atom_v, *ev);
   }
   auto host = endpoint->first;
-  auto port = sys.middleman().publish(boss, endpoint->second,
-                                      host == "0.0.0.0" ? nullptr
-                                                        : host.c_str());
+  auto port = sys.middleman().publish(
+    boss, endpoint->second, host == "0.0.0.0" ? nullptr : host.c_str());
   if (!port) {
     stop_locals();
     return fail(make_error(errc::io_error,
@@ -237,8 +237,7 @@ int run_aggregator_role(const node_options& o) {
   error failure;
   self
     ->request(*boss, std::chrono::milliseconds(o.connect_timeout_ms),
-              join_atom_v, member_info{"aggregator", protocol_version, {}},
-              agg)
+              join_atom_v, member_info{"aggregator", protocol_version, {}}, agg)
     .receive([](int32_t) {},
              [&](caf::error& err) {
                failure = make_error(errc::bad_config, describe(err));
@@ -260,15 +259,14 @@ int run_aggregator_role(const node_options& o) {
       self->send(agg, stop_atom_v);
       self->wait_for(agg);
       sys.registry().erase(agg.id());
-      return fail(make_error(errc::protocol_violation,
-                             "lost the master (" + describe(down.reason)
-                               + ")"));
+      return fail(
+        make_error(errc::protocol_violation,
+                   "lost the master (" + describe(down.reason) + ")"));
     }
   }
 }
 
-int run_local_role(const node_options& o,
-                   const model_registry& registry,
+int run_local_role(const node_options& o, const model_registry& registry,
                    const actor_registry& actors) {
   auto data = prepare_data(o.spec);
   if (!data)
@@ -294,8 +292,7 @@ int run_local_role(const node_options& o,
   return 0;
 }
 
-int run_eval_role(const node_options& o,
-                  const model_registry& registry) {
+int run_eval_role(const node_options& o, const model_registry& registry) {
   auto file = load_model_file(o.model_in);
   if (!file)
     return fail(file.err());
@@ -320,11 +317,11 @@ int run_eval_role(const node_options& o,
   if (!test)
     return fail(test.err());
   if (test->cols != file->config.inputs)
-    return fail(make_error(
-      errc::shape_mismatch,
-      fmt::format("{}: has {} features, the model {} expects {}",
-                  o.spec.test_path, test->cols, o.model_in,
-                  file->config.inputs)));
+    return fail(
+      make_error(errc::shape_mismatch,
+                 fmt::format("{}: has {} features, the model {} expects {}",
+                             o.spec.test_path, test->cols, o.model_in,
+                             file->config.inputs)));
   if (lo.classification) {
     auto classes = std::max<size_t>(2, file->config.outputs);
     if (auto err = check_labels(*test, classes))
@@ -356,8 +353,8 @@ int run_eval_role(const node_options& o,
   rec.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now()
                                              - t0)
                  .count();
-  rec.params_sha256 = to_hex(sha256_of(
-    file->params.data(), file->params.size() * sizeof(float)));
+  rec.params_sha256 = to_hex(
+    sha256_of(file->params.data(), file->params.size() * sizeof(float)));
   out.final(rec);
   return 0;
 }

@@ -1,10 +1,11 @@
 #include "apps/node_options.hpp"
 
-#include <CLI/CLI.hpp>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <iostream>
 #include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 namespace dml {
 
@@ -18,8 +19,7 @@ expected<std::vector<size_t>> parse_layers(const std::string& text) {
     char* end = nullptr;
     errno = 0;
     auto v = std::strtoull(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || errno != 0 || v == 0
-        || item[0] == '-')
+    if (item.empty() || *end != '\0' || errno != 0 || v == 0 || item[0] == '-')
       return make_error(errc::bad_value,
                         fmt::format("--hidden: '{}' is not a list of positive "
                                     "layer sizes such as 128,64",
@@ -37,13 +37,16 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   std::string optimizer_name = "sgd";
   std::string schedule_name = "constant";
   CLI::App app{"dml-node: data-parallel training on CAF actors", "dml-node"};
-  app.set_config("--config", "", "Read flags from a file (INI or TOML keys "
-                                 "named like the long flags)");
-  app.add_option("--role,-r", o.role, "master, worker, aggregator, local, eval")
+  app.set_config("--config", "",
+                 "Read flags from a file (INI or TOML keys "
+                 "named like the long flags)");
+  app
+    .add_option("--role,-r", o.role, "master, worker, aggregator, local, eval")
     ->required()
     ->check(CLI::IsMember({"master", "worker", "aggregator", "local", "eval"}));
   app.add_option("--train", s.train_path, "Training data (IDX, CSV, LIBSVM)");
-  app.add_option("--test", s.test_path, "Test data, evaluated after each epoch");
+  app.add_option("--test", s.test_path,
+                 "Test data, evaluated after each epoch");
   app.add_option("--format", s.format, "auto, idx, csv, libsvm")
     ->check(CLI::IsMember({"auto", "idx", "csv", "libsvm"}));
   app.add_option("--label-column", s.label_column,
@@ -89,13 +92,15 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                  "Registered aggregator actor to spawn");
   app.add_option("--evaluator-type", o.evaluator_type,
                  "Registered evaluator actor to spawn");
-  app.add_option("--observer", o.observers,
-                 "Registered observer actor (name or name:arg), repeatable")
+  app
+    .add_option("--observer", o.observers,
+                "Registered observer actor (name or name:arg), repeatable")
     ->delimiter(',');
   app.add_option("--listen", o.listen,
                  "master: HOST:PORT to listen on (port 0: any free port)");
-  app.add_option("--master", o.master, "worker, aggregator: the master's "
-                                       "HOST:PORT");
+  app.add_option("--master", o.master,
+                 "worker, aggregator: the master's "
+                 "HOST:PORT");
   app.add_option("--data", o.data_path,
                  "worker: a local copy of the training data (checked by "
                  "fingerprint); default: the master ships the rows");
@@ -136,8 +141,9 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     s.hidden = {128};
   if (o.role == "eval") {
     if (o.model_in.empty())
-      return make_error(errc::bad_config, "--model-in: required for --role "
-                                          "eval");
+      return make_error(errc::bad_config,
+                        "--model-in: required for --role "
+                        "eval");
     if (s.test_path.empty())
       return make_error(errc::bad_config, "--test: required for --role eval");
   } else if (o.role == "local" || o.role == "master") {

@@ -5,13 +5,15 @@
 // Prints a Markdown table of training samples per second (training time
 // only: no loading, no evaluation).
 
-#include <caf/all.hpp>
 #include <cstring>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <caf/all.hpp>
 
 #include "actors/errors.hpp"
 #include "actors/local.hpp"
@@ -77,17 +79,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--epochs") == 0)
       epochs = static_cast<uint32_t>(std::stoul(argv[i + 1]));
-    else if (std::strcmp(argv[i], "--models") == 0 && argv[i + 1] == std::string{"softmax"})
+    else if (std::strcmp(argv[i], "--models") == 0
+             && argv[i + 1] == std::string{"softmax"})
       names = {"softmax"};
-    else if (std::strcmp(argv[i], "--models") == 0 && argv[i + 1] == std::string{"mlp"})
+    else if (std::strcmp(argv[i], "--models") == 0
+             && argv[i + 1] == std::string{"mlp"})
       names = {"mlp"};
   }
   model_registry models;
   register_builtin_models(models);
   actor_registry actors;
   register_builtin_actors(actors);
-  fmt::print("| model | batch | loop | local 1w | local 2w | local 4w | 1w/loop "
-             "| 2w/loop |\n|---|---|---|---|---|---|---|---|\n");
+  fmt::print(
+    "| model | batch | loop | local 1w | local 2w | local 4w | 1w/loop "
+    "| 2w/loop |\n|---|---|---|---|---|---|---|---|\n");
   for (auto& name : names) {
     auto data = prepare_data(make_spec(name, 128, epochs));
     if (!data) {

@@ -15,7 +15,7 @@ namespace {
 
 /// Splits a text into lines without their `\n` or `\r\n` ends.
 class line_reader {
- public:
+public:
   explicit line_reader(std::string_view text) : text_(text) {
     // nop
   }
@@ -41,7 +41,7 @@ class line_reader {
     return number_;
   }
 
- private:
+private:
   std::string_view text_;
   size_t pos_ = 0;
   size_t number_ = 0;

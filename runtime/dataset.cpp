@@ -106,14 +106,13 @@ bool append_rows(dataset& dst, const dataset& src) {
       && (src.csr.indptr.size() != src.rows + 1
           || src.csr.indices.size() != src.csr.values.size()
           || static_cast<size_t>(src.csr.indptr.back())
-               != src.csr.indices.size()))
+            != src.csr.indices.size()))
     return false;
   if (src.sparse)
     for (auto i : src.csr.indices)
       if (i < 0 || static_cast<size_t>(i) >= src.cols)
         return false;
-  dst.targets.insert(dst.targets.end(), src.targets.begin(),
-                     src.targets.end());
+  dst.targets.insert(dst.targets.end(), src.targets.begin(), src.targets.end());
   if (!src.sparse) {
     dst.dense.insert(dst.dense.end(), src.dense.begin(), src.dense.end());
   } else {

@@ -24,7 +24,7 @@ Index idx(size_t x) {
 /// Blocking of Eigen's GEMM kernel whose packing buffers live in a
 /// `workspace` instead of being allocated per product.
 class kept_blocking : public Eigen::internal::level3_blocking<float, float> {
- public:
+public:
   kept_blocking(Index m, Index n, Index k, detail::workspace& ws) {
     m_mc = m;
     m_nc = n;
@@ -376,8 +376,8 @@ double add_l2_block(const float* params, float l2, float* grad, size_t n) {
 } // namespace detail
 
 linear_model::linear_model(model_config cfg, loss_head head)
-    : cfg_(std::move(cfg)), head_(head), inputs_(cfg_.inputs),
-      outputs_(cfg_.outputs) {
+  : cfg_(std::move(cfg)), head_(head), inputs_(cfg_.inputs),
+    outputs_(cfg_.outputs) {
   // nop
 }
 

@@ -130,7 +130,7 @@ double add_l2_block(const float* params, float l2, float* grad, size_t n);
 /// of output `o` are `params[o * inputs .. (o + 1) * inputs)`), then the
 /// `outputs` biases; `num_params() == outputs * (inputs + 1)`.
 class linear_model final : public model {
- public:
+public:
   /// Builds the model. `cfg` must be valid for `head` (see
   /// `register_builtin_models`, whose factories check it).
   linear_model(model_config cfg, loss_head head);
@@ -163,7 +163,7 @@ class linear_model final : public model {
     return head_;
   }
 
- private:
+private:
   /// Computes the logits of `batch` into `logits_` and returns them.
   float* forward(const float* params, const batch_view& batch);
 

@@ -19,8 +19,8 @@ Index idx(size_t x) {
 } // namespace
 
 mlp::mlp(model_config cfg)
-    : cfg_(std::move(cfg)),
-      head_(cfg_.outputs == 1 ? loss_head::squared_error : loss_head::softmax) {
+  : cfg_(std::move(cfg)),
+    head_(cfg_.outputs == 1 ? loss_head::squared_error : loss_head::softmax) {
   auto in = cfg_.inputs;
   for (size_t l = 0; l <= cfg_.hidden.size(); ++l) {
     auto out = l < cfg_.hidden.size() ? cfg_.hidden[l] : cfg_.outputs;

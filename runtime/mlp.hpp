@@ -26,7 +26,7 @@ namespace dml {
 /// cfg.hidden[l - 1]` and `out = l < cfg.hidden.size() ? cfg.hidden[l] :
 /// cfg.outputs`.
 class mlp final : public model {
- public:
+public:
   /// Builds the model. `cfg` must be valid (see `register_builtin_models`,
   /// whose factory checks it): `inputs > 0`, `outputs > 0` and at least one
   /// hidden layer, none of size 0.
@@ -56,7 +56,7 @@ class mlp final : public model {
 
   double add_l2(const float* params, float l2, float* grad) const override;
 
- private:
+private:
   /// One fully connected layer and where its parameters start.
   struct layer {
     size_t in;

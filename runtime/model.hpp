@@ -73,8 +73,8 @@ public:
   /// Computes the loss summed over the rows of `batch` and writes the
   /// gradient of that sum to `grad` (`num_params()` floats, overwritten).
   /// Regularization is not included: see `add_l2`.
-  virtual double loss_and_gradient(const float* params, const batch_view& batch,
-                                   float* grad)
+  virtual double
+  loss_and_gradient(const float* params, const batch_view& batch, float* grad)
     = 0;
 
   /// Returns the loss summed over the rows of `batch`.
@@ -83,8 +83,7 @@ public:
   /// Writes `num_outputs()` values per row of `batch` to `out`: class
   /// probabilities for classification (for binary logistic: P(class 1)),
   /// the predicted value for regression.
-  virtual void predict(const float* params, const batch_view& batch,
-                       float* out)
+  virtual void predict(const float* params, const batch_view& batch, float* out)
     = 0;
 
   /// Adds the gradient of `0.5 * l2 * |w|^2` to `grad` and returns that

@@ -22,7 +22,7 @@ constexpr size_t trailer_size = 32;
 
 /// Appends plain values in little-endian byte order (the host's on x86_64).
 class writer {
- public:
+public:
   void u8(uint8_t x) {
     raw(&x, 1);
   }
@@ -51,13 +51,13 @@ class writer {
     return buf_;
   }
 
- private:
+private:
   std::string buf_;
 };
 
 /// Reads what `writer` wrote; any overrun sets `failed`.
 class reader {
- public:
+public:
   reader(const char* p, size_t n) : p_(p), end_(p + n) {
     // nop
   }
@@ -105,7 +105,7 @@ class reader {
     return p_ == end_;
   }
 
- private:
+private:
   const char* p_;
   const char* end_;
 };

@@ -15,8 +15,8 @@ namespace dml {
 /// create one, call `register_builtin_models` and add their own.
 class model_registry {
 public:
-  using factory
-    = std::function<expected<std::unique_ptr<model>>(const model_config&)>;
+  using factory = std::function<expected<std::unique_ptr<model>>(
+    const model_config&)>;
 
   /// Adds (or replaces) the factory for `name`.
   void add(std::string name, factory fn);

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-
 namespace dml {
 
 expected<optimizer_kind> parse_optimizer(const std::string& name) {

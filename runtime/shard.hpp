@@ -106,8 +106,8 @@ private:
 /// Returns the shuffled order of a shard of `size` rows in `epoch`: a
 /// permutation of `[0, size)` that depends only on `(seed, epoch, shard)`, so
 /// whichever worker holds the shard replays the same rows.
-std::vector<uint32_t> shard_order(uint64_t seed, uint64_t epoch,
-                                  uint32_t shard, uint64_t size);
+std::vector<uint32_t> shard_order(uint64_t seed, uint64_t epoch, uint32_t shard,
+                                  uint64_t size);
 
 /// Appends to `out` the dataset row ids of `span` (`first_row` is the
 /// shard's first row, `order` its shuffled order).

@@ -141,7 +141,7 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
 
 shard_computer::shard_computer(std::shared_ptr<const dataset> data,
                                uint64_t seed)
-    : data_(std::move(data)), seed_(seed) {
+  : data_(std::move(data)), seed_(seed) {
   // nop
 }
 

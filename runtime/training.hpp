@@ -125,10 +125,9 @@ struct train_outcome {
 /// Trains `spec` in this thread with the shard plan of one worker: the
 /// reference the actor runtime is held against. Calls `on_epoch` after each
 /// epoch (if set).
-expected<train_outcome>
-train_single_threaded(const job_spec& spec, const prepared_data& data,
-                      const model_registry& registry,
-                      const std::function<void(const epoch_report&)>& on_epoch
-                      = {});
+expected<train_outcome> train_single_threaded(
+  const job_spec& spec, const prepared_data& data,
+  const model_registry& registry,
+  const std::function<void(const epoch_report&)>& on_epoch = {});
 
 } // namespace dml

@@ -77,7 +77,7 @@ double squared_hinge(float* s, size_t rows, size_t classes,
 }
 
 hinge_model::hinge_model(model_config cfg)
-    : cfg_(std::move(cfg)), inputs_(cfg_.inputs), classes_(cfg_.outputs) {
+  : cfg_(std::move(cfg)), inputs_(cfg_.inputs), classes_(cfg_.outputs) {
   // nop
 }
 

@@ -46,7 +46,7 @@ double squared_hinge(float* s, size_t rows, size_t classes,
 /// `predicted_class` picks the top score, and gives values in `[0, 1]` that
 /// sum to 1, like the other classifiers (not calibrated probabilities).
 class hinge_model final : public model {
- public:
+public:
   /// Builds the model. `cfg` must have `inputs >= 1` and `outputs >= 2`
   /// (`register_example_models` checks it).
   explicit hinge_model(model_config cfg);
@@ -74,7 +74,7 @@ class hinge_model final : public model {
 
   double add_l2(const float* params, float l2, float* grad) const override;
 
- private:
+private:
   /// Computes the scores of `batch` into `scores_` and returns them.
   float* forward(const float* params, const batch_view& batch);
 

@@ -1,6 +1,7 @@
 // The actor graph under CAF's deterministic scheduler: the step protocol,
 // epoch accounting and determinism, without threads or timing.
 
+#include "tests/actors/fixture.hpp"
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
@@ -11,7 +12,6 @@
 #include "runtime/model_registry.hpp"
 #include "runtime/sha256.hpp"
 #include "runtime/training.hpp"
-#include "tests/actors/fixture.hpp"
 
 using namespace dml;
 using json = nlohmann::json;
@@ -67,8 +67,7 @@ struct graph_fixture : test::deterministic_fixture {
     caf::scoped_actor self{sys};
     std::vector<caf::actor> members;
     for (uint32_t r = 0; r < s.workers; ++r) {
-      worker_setup ws{data.train, instance(), s.seed, ms.rows, ms.shards,
-                      {}};
+      worker_setup ws{data.train, instance(), s.seed, ms.rows, ms.shards, {}};
       auto w = sys.spawn(shard_worker, ws);
       members.push_back(w);
       self->send(boss, join_atom_v, member_info{"worker", protocol_version, {}},
@@ -87,12 +86,10 @@ struct graph_fixture : test::deterministic_fixture {
     json result;
     // Skip join replies (ranks) until the final record shows up.
     for (int i = 0; i < 16 && result.is_null(); ++i)
-      self->receive([&](int32_t) {},
-                    [&](std::string& rec) { result = json::parse(rec); },
-                    [&](caf::error& err) {
-                      BOOST_FAIL("job failed: " << describe(err));
-                    },
-                    caf::after(std::chrono::seconds(0)) >> [] {});
+      self->receive(
+        [&](int32_t) {}, [&](std::string& rec) { result = json::parse(rec); },
+        [&](caf::error& err) { BOOST_FAIL("job failed: " << describe(err)); },
+        caf::after(std::chrono::seconds(0)) >> [] {});
     for (auto& m : members)
       self->send(m, stop_atom_v);
     self->send(boss, stop_atom_v);
@@ -105,8 +102,7 @@ struct graph_fixture : test::deterministic_fixture {
 
 BOOST_AUTO_TEST_SUITE(graph)
 
-BOOST_FIXTURE_TEST_CASE(every_row_once_per_epoch_in_any_layout,
-                        graph_fixture) {
+BOOST_FIXTURE_TEST_CASE(every_row_once_per_epoch_in_any_layout, graph_fixture) {
   struct layout {
     uint32_t workers, aggregators, shards;
   };
@@ -114,8 +110,8 @@ BOOST_FIXTURE_TEST_CASE(every_row_once_per_epoch_in_any_layout,
                  layout{4, 2, 16}, layout{3, 1, 5}, layout{4, 3, 9}}) {
     auto s = spec(l.workers, l.aggregators, l.shards);
     auto rec = run(s);
-    BOOST_TEST_INFO("workers " << l.workers << " aggregators "
-                               << l.aggregators << " shards " << l.shards);
+    BOOST_TEST_INFO("workers " << l.workers << " aggregators " << l.aggregators
+                               << " shards " << l.shards);
     BOOST_REQUIRE(!rec.is_null());
     BOOST_TEST(rec["event"] == "final");
     BOOST_TEST(rec["samples"].get<uint64_t>() == 3u * 203u);
@@ -127,8 +123,7 @@ BOOST_FIXTURE_TEST_CASE(every_row_once_per_epoch_in_any_layout,
 
 // With one worker and no aggregator the graph computes exactly what the
 // single-threaded reference loop computes.
-BOOST_FIXTURE_TEST_CASE(one_worker_equals_the_reference_loop,
-                        graph_fixture) {
+BOOST_FIXTURE_TEST_CASE(one_worker_equals_the_reference_loop, graph_fixture) {
   auto s = spec(1, 0, 4);
   auto rec = run(s);
   auto ref = train_single_threaded(s, data, models);
@@ -139,8 +134,7 @@ BOOST_FIXTURE_TEST_CASE(one_worker_equals_the_reference_loop,
   BOOST_TEST(rec["steps"].get<uint64_t>() == ref->steps);
 }
 
-BOOST_FIXTURE_TEST_CASE(same_flags_give_identical_parameters,
-                        graph_fixture) {
+BOOST_FIXTURE_TEST_CASE(same_flags_give_identical_parameters, graph_fixture) {
   auto s = spec(4, 2, 16);
   auto a = run(s);
   auto b = run(s);
@@ -165,9 +159,8 @@ BOOST_FIXTURE_TEST_CASE(worker_rejects_nothing_and_sums_its_rows,
   // The reply went to the scoped actor as a plain message.
   grad_msg got;
   self->receive([&](grad_msg& g) { got = std::move(g); },
-                caf::after(std::chrono::seconds(0)) >> [] {
-                  BOOST_FAIL("no reply");
-                });
+                caf::after(std::chrono::seconds(0)) >>
+                  [] { BOOST_FAIL("no reply"); });
   BOOST_TEST(got.count == 5u);
   BOOST_TEST(got.ranks == std::vector<int32_t>{0});
   // Recompute by hand.

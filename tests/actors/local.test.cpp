@@ -1,16 +1,18 @@
 // Local mode end to end: the whole graph in one process with real threads.
 
-#include <boost/test/unit_test.hpp>
+#include "actors/local.hpp"
+
 #include <filesystem>
 #include <fstream>
+
+#include "tests/actors/fixture.hpp"
+#include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include "actors/local.hpp"
 #include "runtime/loaders.hpp"
 #include "runtime/model_file.hpp"
 #include "runtime/sha256.hpp"
-#include "tests/actors/fixture.hpp"
 
 using namespace dml;
 using json = nlohmann::json;
@@ -29,7 +31,7 @@ struct local_fixture : test::threaded_fixture {
     register_builtin_models(models);
     register_builtin_actors(actors);
     dir = fs::temp_directory_path()
-          / ("dml-local-" + std::to_string(::getpid()));
+      / ("dml-local-" + std::to_string(::getpid()));
     fs::create_directories(dir);
   }
 

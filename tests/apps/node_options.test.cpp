@@ -1,10 +1,11 @@
 #include "apps/node_options.hpp"
 
-#include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 #include <vector>
+
+#include <boost/test/unit_test.hpp>
+#include <unistd.h>
 
 using namespace dml;
 
@@ -20,10 +21,11 @@ expected<node_options> parse(std::vector<const char*> args) {
 BOOST_AUTO_TEST_SUITE(node_options_parsing)
 
 BOOST_AUTO_TEST_CASE(space_and_equals_forms_agree) {
-  auto a = parse({"--role", "local", "--train", "x.csv", "--epochs", "3",
-                  "--batch-size", "64", "--lr", "0.5", "--hidden", "32,16",
-                  "--model", "mlp", "--optimizer", "adam", "--workers", "4",
-                  "--aggregators", "2"});
+  auto a = parse({"--role",    "local", "--train",       "x.csv",
+                  "--epochs",  "3",     "--batch-size",  "64",
+                  "--lr",      "0.5",   "--hidden",      "32,16",
+                  "--model",   "mlp",   "--optimizer",   "adam",
+                  "--workers", "4",     "--aggregators", "2"});
   auto b = parse({"--role=local", "--train=x.csv", "--epochs=3",
                   "--batch-size=64", "--lr=0.5", "--hidden=32,16",
                   "--model=mlp", "--optimizer=adam", "--workers=4",
@@ -38,14 +40,13 @@ BOOST_AUTO_TEST_CASE(space_and_equals_forms_agree) {
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
-  auto bad_number = parse({"--role", "local", "--train", "x", "--epochs",
-                           "ten"});
+  auto bad_number = parse(
+    {"--role", "local", "--train", "x", "--epochs", "ten"});
   BOOST_REQUIRE(!bad_number);
   BOOST_TEST(bad_number.err().message().find("--epochs") != std::string::npos);
   auto unknown = parse({"--role", "local", "--train", "x", "--frobnicate"});
   BOOST_REQUIRE(!unknown);
-  BOOST_TEST(unknown.err().message().find("--frobnicate")
-             != std::string::npos);
+  BOOST_TEST(unknown.err().message().find("--frobnicate") != std::string::npos);
   auto missing = parse({"--role", "local", "--train"});
   BOOST_REQUIRE(!missing);
   BOOST_TEST(missing.err().message().find("--train") != std::string::npos);
@@ -83,7 +84,7 @@ BOOST_AUTO_TEST_CASE(impossible_configs_are_refused) {
 
 BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
   auto path = std::filesystem::temp_directory_path()
-              / ("dml-node-" + std::to_string(::getpid()) + ".ini");
+    / ("dml-node-" + std::to_string(::getpid()) + ".ini");
   {
     std::ofstream out{path};
     out << "role = local\ntrain = data.csv\nepochs = 7\nbatch-size = 32\n"

@@ -1,7 +1,8 @@
 #include "runtime/metrics.hpp"
 
-#include <boost/test/unit_test.hpp>
 #include <cmath>
+
+#include <boost/test/unit_test.hpp>
 
 #include "runtime/model_registry.hpp"
 #include "runtime/preprocess.hpp"

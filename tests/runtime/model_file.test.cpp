@@ -1,9 +1,10 @@
 #include "runtime/model_file.hpp"
 
-#include <boost/test/unit_test.hpp>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include <boost/test/unit_test.hpp>
 #include <unistd.h>
 
 using namespace dml;
@@ -45,7 +46,7 @@ struct tmp_dir {
   fs::path path;
   tmp_dir() {
     path = fs::temp_directory_path()
-           / ("dml-model-file-" + std::to_string(::getpid()));
+      / ("dml-model-file-" + std::to_string(::getpid()));
     fs::create_directories(path);
   }
   ~tmp_dir() {
@@ -88,7 +89,8 @@ BOOST_AUTO_TEST_CASE(checkpoint_round_trip) {
   // A checkpoint is not a model file and vice versa.
   auto wrong = decode_model_file(bytes, "ck.bin");
   BOOST_REQUIRE(!wrong);
-  BOOST_TEST(wrong.err().message() == "ck.bin: not a dml model file (bad magic)");
+  BOOST_TEST(wrong.err().message()
+             == "ck.bin: not a dml model file (bad magic)");
 }
 
 BOOST_AUTO_TEST_CASE(every_truncation_is_rejected) {
@@ -142,7 +144,7 @@ BOOST_AUTO_TEST_CASE(atomic_write_and_load) {
   BOOST_TEST(m->params == sample_model().params);
   size_t files = 0;
   for (auto& e : fs::directory_iterator(dir.path)) {
-    (void) e;
+    (void)e;
     ++files;
   }
   BOOST_TEST(files == 1u); // no temporary file left behind

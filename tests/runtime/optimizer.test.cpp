@@ -1,8 +1,9 @@
 #include "runtime/optimizer.hpp"
 
-#include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <vector>
+
+#include <boost/test/unit_test.hpp>
 
 using namespace dml;
 
@@ -79,8 +80,8 @@ BOOST_AUTO_TEST_CASE(adam_first_step_is_lr_times_sign) {
 }
 
 BOOST_AUTO_TEST_CASE(all_optimizers_converge_on_a_quadratic) {
-  for (auto kind : {optimizer_kind::sgd, optimizer_kind::momentum,
-                    optimizer_kind::adam}) {
+  for (auto kind :
+       {optimizer_kind::sgd, optimizer_kind::momentum, optimizer_kind::adam}) {
     optimizer_config cfg;
     cfg.kind = kind;
     cfg.lr = kind == optimizer_kind::adam ? 0.1f : 0.1f;

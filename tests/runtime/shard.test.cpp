@@ -1,9 +1,10 @@
 #include "runtime/shard.hpp"
 
 #include <algorithm>
-#include <boost/test/unit_test.hpp>
 #include <numeric>
 #include <set>
+
+#include <boost/test/unit_test.hpp>
 
 using namespace dml;
 
@@ -50,8 +51,8 @@ BOOST_AUTO_TEST_CASE(every_row_once_per_epoch) {
                                      step_quota(16, workers, r));
               std::vector<uint32_t> ids;
               for (auto& sp : spans)
-                span_rows(sp, plan.shards()[sp.shard].begin,
-                          orders[sp.shard], ids);
+                span_rows(sp, plan.shards()[sp.shard].begin, orders[sp.shard],
+                          ids);
               for (auto id : ids)
                 ++seen[id];
               BOOST_REQUIRE(plan.commit(spans));

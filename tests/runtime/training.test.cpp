@@ -1,8 +1,9 @@
 #include "runtime/training.hpp"
 
-#include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
+
+#include <boost/test/unit_test.hpp>
 #include <unistd.h>
 
 #include "runtime/loaders.hpp"
@@ -115,7 +116,7 @@ BOOST_AUTO_TEST_CASE(regression_fits_synthetic_data) {
 BOOST_AUTO_TEST_CASE(test_label_outside_classes_is_an_error) {
   // Training labels 0..1, a test label 2: the model cannot predict it.
   auto dir = std::filesystem::temp_directory_path()
-             / ("dml-training-" + std::to_string(::getpid()));
+    / ("dml-training-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {
     std::ofstream train{dir / "train.csv"};
@@ -131,8 +132,9 @@ BOOST_AUTO_TEST_CASE(test_label_outside_classes_is_an_error) {
   BOOST_REQUIRE(!data);
   BOOST_TEST((data.err().code() == errc::bad_value));
   BOOST_TEST(data.err().message()
-             == spec.test_path + ": row 2: label 2 is outside the model's 2 "
-                                 "classes");
+             == spec.test_path
+               + ": row 2: label 2 is outside the model's 2 "
+                 "classes");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
