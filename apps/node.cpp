@@ -193,7 +193,11 @@ int run_master_role(const node_options& o, const model_registry& registry,
   return 0;
 }
 
-int run_worker_role(const node_options& o, const model_registry& registry) {
+/// Starts a member process (worker or aggregator): parses `--master`, starts
+/// the actor system with the transport settings, connects, then returns
+/// `body(sys, master)`.
+template <class Body>
+int run_member(const node_options& o, Body body) {
   auto endpoint = parse_endpoint(o.master, "--master");
   if (!endpoint)
     return fail(endpoint.err());
@@ -205,11 +209,16 @@ int run_worker_role(const node_options& o, const model_registry& registry) {
                                  transport_of(o));
   if (!boss)
     return fail(boss.err());
+  return body(sys, *boss);
+}
+
+int run_worker(const node_options& o, const model_registry& registry,
+               caf::actor_system& sys, caf::actor boss) {
   worker_node_options wo;
   wo.data_path = o.data_path;
   wo.models = &registry;
   wo.timeout = std::chrono::milliseconds(o.step_timeout_ms);
-  auto node = sys.spawn(worker_node, *boss, wo);
+  auto node = sys.spawn(worker_node, boss, wo);
   caf::scoped_actor self{sys};
   self->monitor(node);
   caf::error reason;
@@ -219,24 +228,14 @@ int run_worker_role(const node_options& o, const model_registry& registry) {
   return 0;
 }
 
-int run_aggregator_role(const node_options& o) {
-  auto endpoint = parse_endpoint(o.master, "--master");
-  if (!endpoint)
-    return fail(endpoint.err());
-  caf::actor_system_config cfg;
-  configure(cfg, o);
-  configure_transport(cfg, transport_of(o));
-  caf::actor_system sys{cfg};
-  auto boss = connect_with_retry(sys, endpoint->first, endpoint->second,
-                                 transport_of(o));
-  if (!boss)
-    return fail(boss.err());
+int run_aggregator(const node_options& o, caf::actor_system& sys,
+                   caf::actor boss) {
   auto agg = sys.spawn(aggregator,
                        std::chrono::milliseconds(o.step_timeout_ms));
   caf::scoped_actor self{sys};
   error failure;
   self
-    ->request(*boss, std::chrono::milliseconds(o.connect_timeout_ms),
+    ->request(boss, std::chrono::milliseconds(o.connect_timeout_ms),
               join_atom_v, member_info{"aggregator", protocol_version, {}}, agg)
     .receive([](int32_t) {},
              [&](caf::error& err) {
@@ -247,7 +246,7 @@ int run_aggregator_role(const node_options& o) {
     return fail(failure);
   }
   self->monitor(agg);
-  self->monitor(*boss);
+  self->monitor(boss);
   for (;;) {
     caf::down_msg down;
     self->receive([&](caf::down_msg& msg) { down = std::move(msg); });
@@ -255,7 +254,7 @@ int run_aggregator_role(const node_options& o) {
       sys.registry().erase(agg.id()); // see worker_node.cpp: unpin
       return 0;
     }
-    if (down.source == boss->address()) {
+    if (down.source == boss.address()) {
       self->send(agg, stop_atom_v);
       self->wait_for(agg);
       sys.registry().erase(agg.id());
@@ -375,8 +374,12 @@ int run_node(int argc, const char* const* argv, const model_registry& models,
   if (opts->role == "master")
     return run_master_role(*opts, models, actors);
   if (opts->role == "worker")
-    return run_worker_role(*opts, models);
-  return run_aggregator_role(*opts);
+    return run_member(*opts, [&](caf::actor_system& sys, caf::actor boss) {
+      return run_worker(*opts, models, sys, std::move(boss));
+    });
+  return run_member(*opts, [&](caf::actor_system& sys, caf::actor boss) {
+    return run_aggregator(*opts, sys, std::move(boss));
+  });
 }
 
 } // namespace dml

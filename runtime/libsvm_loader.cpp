@@ -8,49 +8,15 @@
 
 #include <fmt/format.h>
 
+#include "runtime/line_reader.hpp"
 #include "runtime/loaders.hpp"
 
 namespace dml {
 
 namespace {
 
-/// Splits a text into lines without their `\n` or `\r\n` ends.
-class line_reader {
-public:
-  explicit line_reader(std::string_view text) : text_(text) {
-    // nop
-  }
-
-  /// Stores the next line in `line` and returns true, or returns false at the
-  /// end of the text.
-  bool next(std::string_view& line) {
-    if (pos_ >= text_.size())
-      return false;
-    auto end = text_.find('\n', pos_);
-    if (end == std::string_view::npos)
-      end = text_.size();
-    line = text_.substr(pos_, end - pos_);
-    if (!line.empty() && line.back() == '\r')
-      line.remove_suffix(1);
-    pos_ = end + 1;
-    ++number_;
-    return true;
-  }
-
-  /// Returns the 1-based number of the last line `next` returned.
-  size_t number() const noexcept {
-    return number_;
-  }
-
-private:
-  std::string_view text_;
-  size_t pos_ = 0;
-  size_t number_ = 0;
-};
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t';
-}
+using detail::is_space;
+using detail::line_reader;
 
 /// Removes and returns the next blank-separated token of `line`, or an empty
 /// view when none is left.
