@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "error: {}\n", data.err().message());
       return 1;
     }
-    for (uint64_t batch : {128u, 256u}) {
+    for (uint64_t batch : {64u, 128u, 256u}) {
       auto spec = make_spec(name, batch, epochs);
       data->config = make_model_config(spec, data->train->cols, 10);
       auto loop = loop_rate(spec, *data, models);
