@@ -135,13 +135,34 @@ caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
   return {
     [=](data_atom, const data_chunk& chunk) -> caf::result<bool> {
       auto& st = self->state;
-      auto rows = chunk_rows(chunk);
-      if (!append_rows(st.rows, rows) || st.rows.rows > st.expected_rows
-          || chunk.cols != st.setup.inputs)
+      auto refuse = [&](const char* what) {
         return make_caf_error(errc::protocol_violation,
-                              fmt::format("worker: malformed chunk of shard "
-                                          "{}",
-                                          chunk.shard));
+                              fmt::format("worker: chunk of shard {} at row "
+                                          "{} refused: {}",
+                                          chunk.shard, chunk.first, what));
+      };
+      if (!st.setup.shipped || st.rows.rows >= st.expected_rows)
+        return refuse("no rows expected");
+      // Chunks arrive in order: shard by shard, rows in sequence.
+      shard_plan geo{st.setup.rows, st.setup.shards};
+      uint64_t pos = st.rows.rows;
+      uint32_t shard = 0;
+      uint64_t left = 0;
+      for (auto id : st.setup.my_shards) {
+        auto size = geo.shards()[id].size();
+        if (pos < size) {
+          shard = id;
+          left = size - pos;
+          break;
+        }
+        pos -= size;
+      }
+      if (chunk.shard != shard || chunk.first != pos)
+        return refuse("out of order");
+      if (chunk.rows == 0 || chunk.rows > left || chunk.cols != st.setup.inputs)
+        return refuse("wrong shape");
+      if (!append_rows(st.rows, chunk_rows(chunk)))
+        return refuse("malformed rows");
       if (st.rows.rows == st.expected_rows)
         finish_setup(self);
       return true;
