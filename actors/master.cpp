@@ -137,16 +137,26 @@ void complete_step(self_ptr self) {
   st.reduction.take(sum);
   auto progress = static_cast<double>(st.samples)
     / static_cast<double>(st.setup.rows);
-  // Copy-on-write: a worker may still hold the parameters it was sent.
-  if (st.params.use_count() > 1) {
-    auto fresh = st.param_pool.acquire(st.params->size());
-    std::copy(st.params->begin(), st.params->end(), fresh->begin());
-    st.params = std::move(fresh);
+  if (sum.values.size() != st.params->size()) {
+    fail(self,
+         make_caf_error(errc::shape_mismatch,
+                        "master: the step's gradient has the wrong "
+                        "size"));
+    return;
   }
   auto count = sum.count;
   st.epoch_loss += sum.loss;
-  apply_step(*st.setup.instance, st.setup.spec, sum, progress, *st.params,
-             st.opt);
+  // Copy-on-write: a worker may still hold the parameters it was sent, so
+  // update out of place into a free buffer (no extra copy pass).
+  auto& instance = *st.setup.instance;
+  if (st.params.use_count() > 1) {
+    auto fresh = st.param_pool.acquire(st.params->size());
+    apply_step(instance, st.setup.spec, sum, progress, st.params->data(),
+               fresh->data(), st.opt);
+    st.params = std::move(fresh);
+  } else {
+    apply_step(instance, st.setup.spec, sum, progress, *st.params, st.opt);
+  }
   std::vector<row_span> spans;
   for (auto& a : st.work)
     spans.insert(spans.end(), a.spans.begin(), a.spans.end());

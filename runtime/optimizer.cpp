@@ -75,18 +75,26 @@ optimizer_state make_optimizer_state(const optimizer_config& cfg, size_t n) {
   return st;
 }
 
+namespace {
+
 // The updates are plain loops on purpose. Eigen would peel a buffer's
 // unaligned head into scalar code and use its fast approximate `sqrt` for the
 // vectorized rest, so an element's result would depend on where the buffer
 // sits in memory; GCC vectorizes these loops with the same (exact) operations
 // as their scalar remainder, so equal inputs give equal bits in every process.
-void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
-                  float* params, const float* grad, size_t n) {
+//
+// `InPlace` instantiates the loops with `in == out` known to the compiler: a
+// runtime overlap check would otherwise send in-place updates down GCC's
+// scalar fallback.
+template <bool InPlace>
+void update(const optimizer_config& cfg, float lr, optimizer_state& st,
+            const float* in_ptr, float* out, const float* grad, size_t n) {
+  const float* in = InPlace ? out : in_ptr;
   ++st.updates;
   switch (cfg.kind) {
     case optimizer_kind::sgd:
       for (size_t i = 0; i < n; ++i)
-        params[i] -= lr * grad[i];
+        out[i] = in[i] - lr * grad[i];
       break;
     case optimizer_kind::momentum: {
       float* m = st.m.data();
@@ -94,12 +102,12 @@ void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
       if (cfg.nesterov) {
         for (size_t i = 0; i < n; ++i) {
           m[i] = mu * m[i] + grad[i];
-          params[i] -= lr * (grad[i] + mu * m[i]);
+          out[i] = in[i] - lr * (grad[i] + mu * m[i]);
         }
       } else {
         for (size_t i = 0; i < n; ++i) {
           m[i] = mu * m[i] + grad[i];
-          params[i] -= lr * m[i];
+          out[i] = in[i] - lr * m[i];
         }
       }
       break;
@@ -118,11 +126,26 @@ void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
       for (size_t i = 0; i < n; ++i) {
         m[i] = b1 * m[i] + (1.0f - b1) * grad[i];
         v[i] = b2 * v[i] + (1.0f - b2) * grad[i] * grad[i];
-        params[i] -= step * m[i] / (std::sqrt(v[i]) / sc2 + eps);
+        out[i] = in[i] - step * m[i] / (std::sqrt(v[i]) / sc2 + eps);
       }
       break;
     }
   }
+}
+
+} // namespace
+
+void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
+                  float* params, const float* grad, size_t n) {
+  update<true>(cfg, lr, st, params, params, grad, n);
+}
+
+void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
+                  const float* in, float* out, const float* grad, size_t n) {
+  if (in == out)
+    update<true>(cfg, lr, st, in, out, grad, n);
+  else
+    update<false>(cfg, lr, st, in, out, grad, n);
 }
 
 } // namespace dml

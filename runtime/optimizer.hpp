@@ -76,4 +76,10 @@ optimizer_state make_optimizer_state(const optimizer_config& cfg, size_t n);
 void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
                   float* params, const float* grad, size_t n);
 
+/// Like `apply_update`, but reads the parameters from `in` and writes the
+/// updated ones to `out` (which may equal `in`): the same bits, without a
+/// copy when the old parameters must stay intact.
+void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
+                  const float* in, float* out, const float* grad, size_t n);
+
 } // namespace dml

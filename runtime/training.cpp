@@ -126,16 +126,22 @@ void accumulate(gradient_sum& acc, const gradient_sum& x) {
 double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, std::vector<float>& params,
                   optimizer_state& opt) {
+  return apply_step(m, spec, sum, progress, params.data(), params.data(), opt);
+}
+
+double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
+                  double progress, const float* in, float* out,
+                  optimizer_state& opt) {
   auto count = static_cast<double>(sum.count == 0 ? 1 : sum.count);
   auto scale = static_cast<float>(1.0 / count);
   for (auto& g : sum.values)
     g *= scale;
   double penalty = 0;
   if (spec.l2 > 0)
-    penalty = m.add_l2(params.data(), spec.l2, sum.values.data());
+    penalty = m.add_l2(in, spec.l2, sum.values.data());
   auto lr = learning_rate(spec.opt, progress, spec.epochs);
-  apply_update(spec.opt, lr, opt, params.data(), sum.values.data(),
-               params.size());
+  apply_update(spec.opt, lr, opt, in, out, sum.values.data(),
+               sum.values.size());
   return sum.loss / count + penalty;
 }
 

@@ -71,6 +71,12 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, std::vector<float>& params,
                   optimizer_state& opt);
 
+/// Like `apply_step`, but reads the parameters from `in` and writes the
+/// updated ones to `out` (`sum.values.size()` floats; `out` may equal `in`).
+double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
+                  double progress, const float* in, float* out,
+                  optimizer_state& opt);
+
 /// Computes one worker's gradient over spans of the shard plan. By default
 /// the data holds every training row (shard `s` starts at row `s.begin`); a
 /// worker that holds only some shards says where each one starts with
