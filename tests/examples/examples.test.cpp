@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/gradient_check.hpp"
+#include "tests/model_testing.hpp"
 #include <boost/test/unit_test.hpp>
 #include <unistd.h>
 
@@ -32,54 +32,7 @@ using namespace dml;
 
 namespace {
 
-/// A minibatch stored both dense and as CSR (after `pad` junk entries, so
-/// the row offsets do not start at 0).
-struct problem {
-  size_t rows = 0;
-  size_t cols = 0;
-  std::vector<float> dense;
-  std::vector<int64_t> indptr;
-  std::vector<int32_t> indices;
-  std::vector<float> values;
-  std::vector<float> targets;
-
-  batch_view dense_view() const {
-    batch_view v;
-    v.rows = rows;
-    v.cols = cols;
-    v.dense = dense.data();
-    v.targets = targets.data();
-    return v;
-  }
-
-  batch_view sparse_view() const {
-    batch_view v;
-    v.rows = rows;
-    v.cols = cols;
-    v.indptr = indptr.data();
-    v.indices = indices.data();
-    v.values = values.data();
-    v.targets = targets.data();
-    return v;
-  }
-
-  /// Fills the CSR arrays from the dense values.
-  void build_csr(size_t pad) {
-    indices.assign(pad, 0);
-    values.assign(pad, 1e6f);
-    indptr.assign(1, static_cast<int64_t>(pad));
-    for (size_t r = 0; r < rows; ++r) {
-      for (size_t c = 0; c < cols; ++c) {
-        auto x = dense[r * cols + c];
-        if (x != 0.0f) {
-          indices.push_back(static_cast<int32_t>(c));
-          values.push_back(x);
-        }
-      }
-      indptr.push_back(static_cast<int64_t>(indices.size()));
-    }
-  }
-};
+using test::problem;
 
 /// Returns `rows x cols` random features (about a third zero) with class
 /// targets `r % classes`.

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/gradient_check.hpp"
+#include "tests/model_testing.hpp"
 #include <boost/test/unit_test.hpp>
 
 #include "runtime/linear_models.hpp"
@@ -19,67 +19,7 @@ using namespace dml;
 
 namespace {
 
-/// A small hand-built minibatch, stored both dense and as CSR. The CSR
-/// arrays start with `pad` junk entries, so the row offsets do not start at 0.
-struct problem {
-  size_t rows = 0;
-  size_t cols = 0;
-  std::vector<float> dense;
-  std::vector<int64_t> indptr;
-  std::vector<int32_t> indices;
-  std::vector<float> values;
-  std::vector<float> targets;
-
-  batch_view dense_view() const {
-    batch_view v;
-    v.rows = rows;
-    v.cols = cols;
-    v.dense = dense.data();
-    v.targets = targets.data();
-    return v;
-  }
-
-  batch_view sparse_view() const {
-    batch_view v;
-    v.rows = rows;
-    v.cols = cols;
-    v.indptr = indptr.data();
-    v.indices = indices.data();
-    v.values = values.data();
-    v.targets = targets.data();
-    return v;
-  }
-
-  /// Returns a view of the single row `r`.
-  batch_view row_view(size_t r, bool sparse) const {
-    auto v = sparse ? sparse_view() : dense_view();
-    v.rows = 1;
-    v.targets += r;
-    if (sparse)
-      v.indptr += r;
-    else
-      v.dense += r * cols;
-    return v;
-  }
-};
-
-/// Fills the CSR arrays of `p` from its dense values, after `pad` junk
-/// entries (index 0, a huge value) that no row refers to.
-void build_csr(problem& p, size_t pad) {
-  p.indices.assign(pad, 0);
-  p.values.assign(pad, 1e6f);
-  p.indptr.assign(1, static_cast<int64_t>(pad));
-  for (size_t r = 0; r < p.rows; ++r) {
-    for (size_t c = 0; c < p.cols; ++c) {
-      auto x = p.dense[r * p.cols + c];
-      if (x != 0.0f) {
-        p.indices.push_back(static_cast<int32_t>(c));
-        p.values.push_back(x);
-      }
-    }
-    p.indptr.push_back(static_cast<int64_t>(p.indices.size()));
-  }
-}
+using test::problem;
 
 /// Returns `rows x cols` random features (about a third of them zero) with
 /// targets for a model with `outputs` outputs and loss `head`.
@@ -105,7 +45,7 @@ problem make_problem(size_t rows, size_t cols, size_t outputs, loss_head head,
         break;
     }
   }
-  build_csr(p, 3);
+  p.build_csr(3);
   return p;
 }
 
@@ -316,7 +256,7 @@ problem make_blobs(size_t rows, size_t cols, size_t classes, uint64_t seed) {
     }
     p.targets.push_back(static_cast<float>(c));
   }
-  build_csr(p, 0);
+  p.build_csr(0);
   return p;
 }
 
@@ -403,7 +343,7 @@ BOOST_AUTO_TEST_CASE(wide_sparse_batches_agree_with_dense) {
             gen.normal());
         p.targets.push_back(static_cast<float>(r % cfg.outputs));
       }
-      build_csr(p, 4);
+      p.build_csr(4);
       auto m = make_model(cfg);
       auto params = test_params(*m, 12);
       std::vector<float> gd(m->num_params());
@@ -437,7 +377,7 @@ BOOST_AUTO_TEST_CASE(large_logits_stay_finite) {
   auto p = make_problem(2, 1, 1, loss_head::logistic, 1);
   p.dense = {1.0f, 1.0f};
   p.targets = {0.0f, 1.0f};
-  build_csr(p, 1);
+  p.build_csr(1);
   auto lm = make_model(make_config("logistic", 1, 1));
   std::vector<float> params{1000.0f, 0.0f};
   std::vector<float> grad(2);
@@ -532,7 +472,7 @@ BOOST_AUTO_TEST_CASE(linear_predict_is_affine) {
   p.cols = 3;
   p.dense = {1.0f, 1.0f, 2.0f, 0.0f, -3.0f, 0.0f};
   p.targets = {0.0f, 0.0f};
-  build_csr(p, 5);
+  p.build_csr(5);
   for (bool sparse : {false, true}) {
     std::vector<float> out(2);
     m->predict(params.data(), sparse ? p.sparse_view() : p.dense_view(),
@@ -703,7 +643,7 @@ BOOST_AUTO_TEST_CASE(mlp_learns_xor) {
     p.dense.push_back(static_cast<float>(2.0 * b - 1.0 + 0.2 * gen.normal()));
     p.targets.push_back(static_cast<float>(a ^ b));
   }
-  build_csr(p, 2);
+  p.build_csr(2);
   auto m = make_model(make_config("mlp", 2, 2, {16}, activation::tanh));
   auto params = m->init(2);
   auto [first, last] = descend(*m, params, p.dense_view(), 0.5f, 1000);
