@@ -48,11 +48,6 @@ struct master_setup {
   uint32_t ship_window = 4;
 };
 
-/// An epoch whose evaluation is still running.
-struct pending_epoch {
-  epoch_record rec;
-};
-
 /// State of the master.
 struct master_state {
   master_setup setup;

@@ -52,8 +52,9 @@ struct shard_worker_state {
 ///   refused with an error, never computed.
 /// - `(stop_atom)`: quit.
 ///
-/// Spawn it detached (`spawn<caf::detached>`), so gradient work has a thread
-/// of its own and never delays the scheduler's control messages.
+/// It runs on the scheduler: with one thread per core, a gradient occupies
+/// one thread at most and control messages find another (see
+/// docs/architecture.md, Threads).
 caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
                            worker_setup setup);
 

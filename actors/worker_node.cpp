@@ -48,8 +48,6 @@ void finish_setup(self_ptr self) {
     return die(self, "job spec from the master: " + spec.err().message());
   auto cfg = make_model_config(*spec, st.setup.inputs,
                                st.setup.outputs == 1 ? 0 : st.setup.outputs);
-  if (spec->model == "logistic")
-    cfg.outputs = 1;
   auto m = st.opts.models->make(cfg);
   if (!m)
     return die(self, m.err().message());

@@ -109,20 +109,6 @@ uint32_t shard_count(const job_spec& spec, uint64_t rows) {
   return static_cast<uint32_t>(std::max<uint64_t>(1, std::min(s, rows)));
 }
 
-void accumulate(gradient_sum& acc, const gradient_sum& x) {
-  if (acc.values.empty()) {
-    acc.values = x.values;
-  } else if (!x.values.empty()) {
-    // A plain loop: exact and alignment-independent (see apply_update).
-    float* dst = acc.values.data();
-    const float* src = x.values.data();
-    for (size_t i = 0, n = acc.values.size(); i < n; ++i)
-      dst[i] += src[i];
-  }
-  acc.count += x.count;
-  acc.loss += x.loss;
-}
-
 double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, std::vector<float>& params,
                   optimizer_state& opt) {

@@ -59,10 +59,6 @@ struct gradient_sum {
   std::vector<float> values;
 };
 
-/// Adds `x` into `acc` (`acc.values` sized on first use). Reductions call
-/// this in rank order, so the float sums never depend on arrival order.
-void accumulate(gradient_sum& acc, const gradient_sum& x);
-
 /// Turns a summed gradient into a parameter update: divides by the row
 /// count, adds the L2 term, and applies the optimizer with the learning rate
 /// for `progress` epochs. Returns the mean loss of the step, regularization

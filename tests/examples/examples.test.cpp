@@ -185,6 +185,15 @@ actor_registry make_actors() {
   return result;
 }
 
+/// Spawns the observer "csv-logger" writing to `path`, as dml-node does.
+expected<caf::actor> spawn_logger(caf::actor_system& sys,
+                                  const std::string& path) {
+  auto actors = make_actors();
+  actor_context ctx;
+  ctx.arg = path;
+  return actors.spawn(actor_kind::observer, "csv-logger", sys, ctx);
+}
+
 const std::string header
   = "epoch,steps,samples,train_loss,test_loss,test_accuracy,test_mse,wall_s";
 
@@ -403,10 +412,7 @@ BOOST_AUTO_TEST_CASE(csv_logger_writes_epoch_rows) {
   auto path = dir.file("log.csv");
   {
     system_fixture fx;
-    auto actors = make_actors();
-    actor_context ctx;
-    ctx.arg = path;
-    auto ob = actors.spawn(actor_kind::observer, "csv-logger", fx.sys, ctx);
+    auto ob = spawn_logger(fx.sys, path);
     BOOST_REQUIRE_MESSAGE(ob, (ob ? std::string{} : ob.err().message()));
     // The factory already wrote the header.
     BOOST_TEST(read_lines(path) == std::vector<std::string>{header});
@@ -436,10 +442,7 @@ BOOST_AUTO_TEST_CASE(csv_logger_quits_on_bad_record) {
   temp_dir dir;
   auto path = dir.file("log.csv");
   system_fixture fx;
-  auto actors = make_actors();
-  actor_context ctx;
-  ctx.arg = path;
-  auto ob = actors.spawn(actor_kind::observer, "csv-logger", fx.sys, ctx);
+  auto ob = spawn_logger(fx.sys, path);
   BOOST_REQUIRE(ob);
   caf::scoped_actor self{fx.sys};
   self->send(*ob, record_atom_v, std::string{R"({"epoch":1,"steps":1})"});
