@@ -44,11 +44,15 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       collect->reduction.reset(ranks);
       collect->header.step = plan.step;
       collect->header.attempt = plan.attempt;
+      auto deadline = plan.deadline_ms > 0
+                        ? std::chrono::milliseconds(plan.deadline_ms)
+                        : st.timeout;
       for (auto& a : plan.work) {
-        step_plan sub{plan.step, plan.epoch, plan.attempt, {a}};
+        step_plan sub{plan.step, plan.epoch, plan.attempt, {a},
+                      plan.deadline_ms};
         auto rank = a.rank;
         self
-          ->request(st.workers[rank], st.timeout, step_atom_v, std::move(sub),
+          ->request(st.workers[rank], deadline, step_atom_v, std::move(sub),
                     params)
           .then(
             [=](grad_msg& g) mutable {
@@ -74,7 +78,13 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
               if (collect->failed)
                 return;
               collect->failed = true;
-              rp.deliver(make_caf_error(errc::timeout,
+              if (is_peer_loss(err)) {
+                auto reply = collect->header;
+                reply.lost.push_back(rank);
+                rp.deliver(std::move(reply));
+                return;
+              }
+              rp.deliver(make_caf_error(errc::protocol_violation,
                                         fmt::format("worker rank {}: {}", rank,
                                                     describe(err))));
             });

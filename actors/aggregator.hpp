@@ -30,7 +30,9 @@ struct aggregator_state {
 ///   group (from the master).
 /// - `(step_atom, step_plan, tensor params) -> grad_msg`: sends each worker
 ///   its assignment, waits for all, replies with their sum in rank order.
-///   An error names the rank that failed.
+///   Workers that do not answer within the plan's deadline (or are down) are
+///   named in the reply's `lost` instead; an error reply of a worker is
+///   passed on.
 /// - `(stop_atom)`: quit.
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                          std::chrono::milliseconds timeout);

@@ -22,11 +22,27 @@ caf::error to_caf(const error& x) {
 }
 
 std::string describe(const caf::error& x) {
+  if (!x)
+    return "normal exit";
   if (x.category() == category && x.context().match_elements<std::string>())
     return x.context().get_as<std::string>(0);
   if (x.category() == caf::atom("system"))
     return caf::to_string(static_cast<caf::sec>(x.code()));
   return caf::to_string(x);
+}
+
+bool is_peer_loss(const caf::error& x) {
+  if (!x || x.category() != caf::atom("system"))
+    return false;
+  switch (static_cast<caf::sec>(x.code())) {
+    case caf::sec::request_timeout:
+    case caf::sec::request_receiver_down:
+    case caf::sec::no_route_to_receiving_node:
+    case caf::sec::cannot_connect_to_node:
+      return true;
+    default:
+      return false;
+  }
 }
 
 void add_error_category(caf::actor_system_config& cfg) {

@@ -19,6 +19,10 @@ caf::error make_caf_error(errc code, std::string message);
 /// CAF's rendering for the others.
 std::string describe(const caf::error& x);
 
+/// Returns whether `x` says a peer is gone or silent (a request timed out,
+/// its receiver is down or unreachable) rather than that it refused.
+bool is_peer_loss(const caf::error& x);
+
 /// Registers the `dml` error category, so CAF renders our errors readably.
 void add_error_category(caf::actor_system_config& cfg);
 

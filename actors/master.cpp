@@ -7,6 +7,7 @@
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "runtime/checkpoints.hpp"
 #include "runtime/sha256.hpp"
 #include "runtime/training.hpp"
 
@@ -87,6 +88,12 @@ void maybe_finish(self_ptr self) {
   rec.train_s = st.train_s;
   rec.params_sha256 = to_hex(
     sha256_of(params.data(), params.size() * sizeof(float)));
+  for (auto& w : st.workers)
+    if (w)
+      ++rec.workers;
+  rec.faults = st.faults;
+  rec.steps_redone = st.steps_redone;
+  rec.recovery_s = st.recoveries;
   auto json = st.out->final(rec);
   publish(self, json);
   st.done.deliver(std::move(json));
@@ -130,9 +137,221 @@ void end_epoch(self_ptr self) {
       });
 }
 
+void issue_step(self_ptr self);
+
+/// Returns the ranks with a ready, live shard-worker.
+std::vector<int32_t> live_ranks(self_ptr self) {
+  std::vector<int32_t> result;
+  auto& st = self->state;
+  for (size_t r = 0; r < st.workers.size(); ++r)
+    if (st.workers[r])
+      result.push_back(static_cast<int32_t>(r));
+  return result;
+}
+
+/// Returns the job's state as a checkpoint.
+checkpoint make_checkpoint(self_ptr self) {
+  auto& st = self->state;
+  checkpoint c;
+  c.model = st.setup.meta;
+  c.model.params = *st.params;
+  c.opt = st.opt;
+  c.step = st.step;
+  c.epoch = st.epoch;
+  c.samples = st.samples;
+  for (auto& s : st.plan.shards())
+    c.cursors.push_back(s.cursor);
+  // The shuffles are a pure function of (seed, epoch, shard): the seed is
+  // the whole random state.
+  c.rng_state = st.setup.spec.seed;
+  c.epoch_loss = st.epoch_loss;
+  c.train_s = st.train_s + seconds_since(st.t_epoch);
+  c.spec_json = to_json(st.setup.spec);
+  return c;
+}
+
+/// Writes a checkpoint if a folder is set; returns a note for messages.
+std::string write_checkpoint(self_ptr self) {
+  auto& st = self->state;
+  if (st.setup.checkpoint_dir.empty() || !st.params)
+    return {};
+  if (auto err = save_checkpoint(st.setup.checkpoint_dir,
+                                 make_checkpoint(self),
+                                 st.setup.checkpoint_keep)) {
+    st.out->note("warning: " + err.message());
+    return "; writing a checkpoint failed: " + err.message();
+  }
+  return fmt::format("; checkpoint of step {} in {}", st.step,
+                     st.setup.checkpoint_dir);
+}
+
+/// Counts a fault and starts its recovery clock.
+void note_fault(self_ptr self, const std::string& what) {
+  auto& st = self->state;
+  ++st.faults;
+  if (!st.recovering) {
+    st.recovering = true;
+    st.t_fault = clock_type::now();
+  }
+  st.out->note(what);
+}
+
+/// Ships the rows of `shards` to rank `r`'s shard-worker (a worker process
+/// holding only its own rows); steps wait until they have arrived.
+void ship_shards(self_ptr self, int32_t r, const std::vector<uint32_t>& ids) {
+  auto& st = self->state;
+  if (ids.empty() || !st.setup.train)
+    return;
+  std::vector<shipment> work;
+  for (auto id : ids) {
+    auto& s = st.plan.shards()[id];
+    work.push_back(shipment{id, s.begin, 0, s.size()});
+  }
+  auto shipper = self->spawn(data_shipper, st.setup.train, st.workers[r],
+                             std::move(work), st.setup.chunk_bytes,
+                             st.setup.ship_window, st.setup.step_timeout);
+  self->monitor(shipper);
+  st.shippers.emplace(shipper.address(), r);
+  ++st.awaiting[r];
+}
+
+/// Gives shards of lost ranks to live ones and evens out the shard counts
+/// (moving the highest shard ids first), at committed cursors. Ships rows
+/// to ranks that hold only their own.
+void balance(self_ptr self) {
+  auto& st = self->state;
+  auto live = live_ranks(self);
+  if (live.empty())
+    return;
+  std::map<int32_t, std::vector<uint32_t>> held;
+  for (auto r : live)
+    held[r];
+  std::vector<uint32_t> orphans;
+  for (auto& s : st.plan.shards()) {
+    if (held.count(s.owner) > 0)
+      held[s.owner].push_back(s.id);
+    else
+      orphans.push_back(s.id);
+  }
+  std::map<int32_t, std::vector<uint32_t>> moved;
+  auto least = [&] {
+    auto best = live.front();
+    for (auto r : live)
+      if (held[r].size() < held[best].size())
+        best = r;
+    return best;
+  };
+  auto most = [&] {
+    auto best = live.front();
+    for (auto r : live)
+      if (held[r].size() > held[best].size())
+        best = r;
+    return best;
+  };
+  auto give = [&](uint32_t id, int32_t to) {
+    st.plan.shards()[id].owner = to;
+    held[to].push_back(id);
+    moved[to].push_back(id);
+  };
+  for (auto id : orphans)
+    give(id, least());
+  for (;;) {
+    auto hi = most();
+    auto lo = least();
+    if (held[hi].size() <= held[lo].size() + 1)
+      break;
+    auto id = held[hi].back();
+    held[hi].pop_back();
+    give(id, lo);
+  }
+  for (auto& [r, ids] : moved)
+    if (st.partial[r])
+      ship_shards(self, r, ids);
+}
+
+/// Redoes the step in flight (if any) with a new attempt number.
+void redo_step(self_ptr self) {
+  auto& st = self->state;
+  if (!st.in_flight)
+    return;
+  ++st.steps_redone;
+  issue_step(self);
+}
+
+/// Waits for joiners until `join_timeout`, then fails the job.
+void wait_for_workers(self_ptr self) {
+  auto& st = self->state;
+  if (st.waiting)
+    return;
+  st.waiting = true;
+  auto id = ++st.wait_id;
+  st.out->note(fmt::format("{} live workers, --min-workers is {}: waiting up "
+                           "to {} s for workers to join",
+                           live_ranks(self).size(), st.setup.min_workers,
+                           st.setup.join_timeout.count() / 1000.0));
+  self->delayed_send(self, st.setup.join_timeout, tick_atom_v, id);
+}
+
+/// Drops rank `r` from the job: its shards go to the live ranks and the
+/// step in flight is redone without it.
+void lose_worker(self_ptr self, int32_t r, const std::string& why) {
+  auto& st = self->state;
+  if (r < 0 || static_cast<size_t>(r) >= st.workers.size()
+      || (!st.workers[r] && !st.nodes[r]))
+    return;
+  auto node = st.nodes[r];
+  st.workers[r] = nullptr;
+  st.nodes[r] = nullptr;
+  st.route[r] = -1;
+  st.promised.erase(r);
+  st.awaiting.erase(r);
+  if (node) {
+    // Fence it: if it was only frozen, it exits when it wakes up.
+    self->demonitor(node);
+    st.watched.erase(node.address());
+    self->send(node, stop_atom_v);
+  }
+  if (!st.started) {
+    st.reserved[r] = false;
+    return;
+  }
+  if (!st.done.pending())
+    return;
+  note_fault(self, fmt::format("worker rank {} lost: {}; its shards move to "
+                               "the live workers",
+                               r, why));
+  if (live_ranks(self).size() < std::max(1u, st.setup.min_workers)) {
+    wait_for_workers(self);
+    return;
+  }
+  balance(self);
+  redo_step(self);
+}
+
+/// Drops aggregator `g`: its workers report to the master directly.
+void lose_aggregator(self_ptr self, size_t g, const std::string& why) {
+  auto& st = self->state;
+  if (g >= st.aggregators.size() || !st.aggregators[g])
+    return;
+  auto agg = st.aggregators[g];
+  st.aggregators[g] = nullptr;
+  self->demonitor(agg);
+  st.watched.erase(agg.address());
+  for (auto& x : st.route)
+    if (x == static_cast<int32_t>(g))
+      x = -1;
+  if (!st.started || !st.done.pending())
+    return;
+  note_fault(self, fmt::format("aggregator {} lost: {}; its workers report "
+                               "to the master",
+                               g, why));
+  redo_step(self);
+}
+
 /// Applies the completed step and moves on.
 void complete_step(self_ptr self) {
   auto& st = self->state;
+  st.in_flight = false;
   auto& sum = st.grad;
   st.reduction.take(sum);
   auto progress = static_cast<double>(st.samples)
@@ -169,6 +388,21 @@ void complete_step(self_ptr self) {
   st.samples += count;
   st.epoch_samples += count;
   ++st.step;
+  st.attempt = 0;
+  auto took = seconds_since(st.t_step);
+  st.mean_step_s = st.mean_step_s == 0 ? took
+                                       : 0.9 * st.mean_step_s + 0.1 * took;
+  if (st.recovering) {
+    st.recovering = false;
+    auto secs = seconds_since(st.t_fault);
+    st.recoveries.push_back(secs);
+    st.out->note(fmt::format("recovered: step {} completed {:.3f} s after the "
+                             "fault",
+                             st.step, secs));
+  }
+  if (st.setup.checkpoint_every > 0
+      && st.step % st.setup.checkpoint_every == 0)
+    write_checkpoint(self);
   auto secs = st.train_s + seconds_since(st.t_epoch);
   st.out->progress(st.epoch + 1, st.epoch_samples,
                    st.epoch_loss / static_cast<double>(st.epoch_samples),
@@ -179,8 +413,14 @@ void complete_step(self_ptr self) {
 /// Handles one slot's reply (a worker's, or an aggregator's group sum).
 void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
   auto& st = self->state;
-  if (g.step != st.step || g.attempt != st.attempt)
+  if (!st.in_flight || g.step != st.step || g.attempt != st.attempt)
     return; // stale: an abandoned attempt
+  if (!g.lost.empty()) {
+    for (auto r : g.lost)
+      lose_worker(self, r, "no answer within the step deadline (seen by its "
+                           "aggregator)");
+    return;
+  }
   if (g.values.size() != st.params->size()) {
     fail(self,
          make_caf_error(errc::shape_mismatch,
@@ -194,6 +434,15 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
     return;
   if (st.reduction.complete())
     complete_step(self);
+}
+
+/// Returns the deadline of the next step.
+std::chrono::milliseconds step_deadline(self_ptr self) {
+  auto& st = self->state;
+  if (!st.setup.adaptive_timeout || st.mean_step_s == 0)
+    return st.setup.step_timeout;
+  auto ms = static_cast<int64_t>(20 * 1000 * st.mean_step_s);
+  return std::max(st.setup.min_step_timeout, std::chrono::milliseconds(ms));
 }
 
 void next_step(self_ptr self) {
@@ -212,58 +461,161 @@ void next_step(self_ptr self) {
     st.epoch_loss = 0;
     st.t_epoch = clock_type::now();
   }
-  auto workers = static_cast<uint32_t>(st.workers.size());
+  issue_step(self);
+}
+
+/// Carries out injected `kill-aggregator` faults due at this step.
+void inject(self_ptr self) {
+  auto& st = self->state;
+  if (st.attempt != 0)
+    return;
+  for (size_t g = 0; g < st.aggregators.size(); ++g)
+    if (st.aggregators[g]
+        && find_fault(st.setup.faults, fault_kind::kill_aggregator,
+                      static_cast<int32_t>(g), st.step))
+      self->send_exit(st.aggregators[g], caf::exit_reason::kill);
+}
+
+/// Sends the current step (a new attempt of it, if one was in flight).
+void issue_step(self_ptr self) {
+  auto& st = self->state;
+  auto& spec = st.setup.spec;
+  if (st.in_flight)
+    ++st.attempt;
+  st.in_flight = false;
+  if (!st.done.pending() || st.waiting)
+    return;
+  for (auto& [r, n] : st.awaiting)
+    if (n > 0)
+      return; // adopted rows still on their way
+  auto live = live_ranks(self);
+  if (live.size() < std::max(1u, st.setup.min_workers)) {
+    wait_for_workers(self);
+    return;
+  }
+  inject(self);
+  st.in_flight = true;
+  st.t_step = clock_type::now();
+  auto n = static_cast<uint32_t>(live.size());
   st.work.clear();
-  st.reduction.reset({});
-  for (uint32_t r = 0; r < workers; ++r) {
-    auto rank = static_cast<int32_t>(r);
-    auto spans = st.plan.take(rank, step_quota(spec.batch_size, workers, r));
+  for (uint32_t i = 0; i < n; ++i) {
+    auto rank = live[i];
+    auto spans = st.plan.take(rank, step_quota(spec.batch_size, n, i));
     if (!spans.empty())
       st.work.push_back(assignment{rank, std::move(spans)});
   }
   tensor params{std::shared_ptr<const std::vector<float>>(st.params)};
-  auto timeout = st.setup.step_timeout;
-  auto on_error = [=](caf::error& err) {
-    fail(self,
-         make_caf_error(errc::timeout,
-                        fmt::format("step {}: {}", self->state.step,
-                                    describe(err))));
-  };
-  std::vector<int32_t> slots;
-  if (st.aggregators.empty()) {
-    for (auto& a : st.work)
-      slots.push_back(a.rank);
-    st.reduction.reset(slots);
-    for (auto& a : st.work) {
-      step_plan plan{st.step, st.epoch, st.attempt, {a}};
-      auto slot = a.rank;
-      self
-        ->request(st.workers[a.rank], timeout, step_atom_v, std::move(plan),
-                  params)
-        .then([=](grad_msg& g) { on_reply(self, slot, g); }, on_error);
+  auto deadline = step_deadline(self);
+  auto step = st.step;
+  auto attempt = st.attempt;
+  // Group the work: by aggregator, or one slot per rank sent directly. A
+  // group's slot is its lowest rank, so slots sum in rank order.
+  std::map<int32_t, step_plan> plans;
+  std::map<int32_t, int32_t> via;
+  for (auto& a : st.work) {
+    auto g = st.route[a.rank];
+    if (g >= 0 && !st.aggregators[g])
+      g = -1;
+    auto slot = a.rank;
+    if (g >= 0) {
+      for (auto& [s, agg] : via)
+        if (agg == g)
+          slot = s;
     }
+    via.emplace(slot, g);
+    auto& plan = plans[slot];
+    plan.step = step;
+    plan.epoch = st.epoch;
+    plan.attempt = attempt;
+    plan.deadline_ms = static_cast<uint32_t>(deadline.count());
+    plan.work.push_back(a);
+  }
+  std::vector<int32_t> slots;
+  for (auto& [slot, plan] : plans)
+    slots.push_back(slot);
+  st.reduction.reset(slots);
+  if (slots.empty()) {
+    // Nothing left to take: every shard is consumed (cannot happen while the
+    // epoch is not done) or no live rank holds rows.
+    fail(self, make_caf_error(errc::protocol_violation,
+                              "master: a step with no rows"));
     return;
   }
-  std::vector<step_plan> plans(st.aggregators.size());
-  for (size_t g = 0; g < st.groups.size(); ++g)
-    for (auto& a : st.work)
-      if (std::find(st.groups[g].begin(), st.groups[g].end(), a.rank)
-          != st.groups[g].end())
-        plans[g].work.push_back(a);
-  for (size_t g = 0; g < plans.size(); ++g)
-    if (!plans[g].work.empty())
-      slots.push_back(static_cast<int32_t>(g));
-  st.reduction.reset(slots);
-  for (auto g : slots) {
-    auto& plan = plans[g];
-    plan.step = st.step;
-    plan.epoch = st.epoch;
-    plan.attempt = st.attempt;
-    self
-      ->request(st.aggregators[g], timeout, step_atom_v, std::move(plan),
-                params)
-      .then([=](grad_msg& msg) { on_reply(self, g, msg); }, on_error);
+  auto current = [=] {
+    auto& st = self->state;
+    return st.in_flight && st.step == step && st.attempt == attempt;
+  };
+  for (auto& [slot, plan] : plans) {
+    auto g = via[slot];
+    if (g < 0) {
+      auto rank = slot;
+      self
+        ->request(st.workers[rank], deadline, step_atom_v, std::move(plan),
+                  params)
+        .then([=](grad_msg& msg) { on_reply(self, slot, msg); },
+              [=](caf::error& err) {
+                if (!current())
+                  return;
+                if (is_peer_loss(err))
+                  lose_worker(self, rank,
+                              fmt::format("no answer to step {} within {} "
+                                          "ms ({})",
+                                          step, deadline.count(),
+                                          describe(err)));
+                else
+                  fail(self, make_caf_error(errc::protocol_violation,
+                                            fmt::format("step {}: {}", step,
+                                                        describe(err))));
+              });
+    } else {
+      auto agg_deadline = 2 * deadline + std::chrono::milliseconds(500);
+      self
+        ->request(st.aggregators[g], agg_deadline, step_atom_v,
+                  std::move(plan), params)
+        .then([=](grad_msg& msg) { on_reply(self, slot, msg); },
+              [=](caf::error& err) {
+                if (!current())
+                  return;
+                if (is_peer_loss(err))
+                  lose_aggregator(self, static_cast<size_t>(g),
+                                  describe(err));
+                else
+                  fail(self, make_caf_error(errc::protocol_violation,
+                                            fmt::format("step {}: {}", step,
+                                                        describe(err))));
+              });
+    }
   }
+}
+
+/// Restores the job's progress from `--resume`'s checkpoint.
+error restore(self_ptr self, const checkpoint& c) {
+  auto& st = self->state;
+  if (c.model.params.size() != st.params->size())
+    return make_error(errc::shape_mismatch,
+                      fmt::format("checkpoint: {} parameters, the model has "
+                                  "{}",
+                                  c.model.params.size(), st.params->size()));
+  if (c.cursors.size() != st.plan.shards().size())
+    return make_error(errc::shape_mismatch,
+                      fmt::format("checkpoint: {} shards, the job has {}",
+                                  c.cursors.size(), st.plan.shards().size()));
+  for (size_t i = 0; i < c.cursors.size(); ++i) {
+    if (c.cursors[i] > st.plan.shards()[i].size())
+      return make_error(errc::bad_format,
+                        fmt::format("checkpoint: cursor {} beyond shard {}",
+                                    c.cursors[i], i));
+    st.plan.shards()[i].cursor = c.cursors[i];
+  }
+  *st.params = c.model.params;
+  st.opt = c.opt;
+  st.step = c.step;
+  st.epoch = static_cast<uint32_t>(c.epoch);
+  st.samples = c.samples;
+  st.epoch_samples = st.plan.consumed();
+  st.epoch_loss = c.epoch_loss;
+  st.train_s = c.train_s;
+  return {};
 }
 
 void start(self_ptr self) {
@@ -278,14 +630,20 @@ void start(self_ptr self) {
   for (size_t r = 0; r < st.workers.size(); ++r)
     ranks.push_back(static_cast<int32_t>(r));
   st.plan.assign_round_robin(ranks);
+  if (st.setup.resume) {
+    if (auto err = restore(self, *st.setup.resume)) {
+      fail(self, to_caf(err));
+      return;
+    }
+    st.out->note(fmt::format("resumed at step {} (epoch {}, {} samples)",
+                             st.step, st.epoch + 1, st.samples));
+  }
   // Aggregator g serves a contiguous block of ranks.
   auto k = st.aggregators.size();
-  st.groups.assign(k, {});
-  for (size_t r = 0; r < st.workers.size(); ++r) {
+  st.route.assign(st.workers.size(), -1);
+  for (size_t r = 0; r < st.workers.size() && k > 0; ++r) {
     auto g = r * k / st.workers.size();
-    if (k == 0)
-      break;
-    st.groups[g].push_back(static_cast<int32_t>(r));
+    st.route[r] = static_cast<int32_t>(g);
     self->send(st.aggregators[g], join_atom_v, static_cast<int32_t>(r),
                st.workers[r]);
   }
@@ -304,6 +662,29 @@ void maybe_start(self_ptr self) {
     if (!w)
       return;
   start(self);
+}
+
+/// Adds a rank for a worker joining a running job.
+int32_t add_rank(self_ptr self) {
+  auto& st = self->state;
+  st.workers.emplace_back();
+  st.nodes.emplace_back();
+  st.reserved.push_back(true);
+  st.partial.push_back(false);
+  st.route.push_back(-1);
+  return static_cast<int32_t>(st.workers.size() - 1);
+}
+
+/// A worker joined a running job: it gets shards from the next step on.
+void admit(self_ptr self, int32_t r) {
+  auto& st = self->state;
+  st.out->note(fmt::format("worker rank {} joined the running job", r));
+  balance(self);
+  if (st.waiting
+      && live_ranks(self).size() >= std::max(1u, st.setup.min_workers)) {
+    st.waiting = false;
+    issue_step(self);
+  }
 }
 
 /// Returns the first rank not given out, or -1.
@@ -329,10 +710,11 @@ std::vector<uint32_t> shards_of(self_ptr self, int32_t r) {
 caf::result<job_setup>
 join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   auto& st = self->state;
+  int32_t r = -1;
   if (st.started)
-    return make_caf_error(errc::bad_config,
-                          "master: the job has started; no rank is free");
-  auto r = free_rank(self);
+    r = add_rank(self);
+  else
+    r = free_rank(self);
   if (r < 0)
     return make_caf_error(errc::bad_config,
                           fmt::format("master: all {} worker ranks are taken",
@@ -348,13 +730,16 @@ join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   js.outputs = st.setup.meta.config.outputs;
   js.rows = st.setup.rows;
   js.shards = st.setup.shards;
-  js.my_shards = shards_of(self, r);
+  // A late joiner starts with no rows: it adopts shards once ready.
+  if (!st.started)
+    js.my_shards = shards_of(self, r);
   js.mean = st.setup.meta.stdz.mean;
   js.scale = st.setup.meta.stdz.scale;
   js.shipped = info.fingerprint.empty();
-  if (!st.setup.report.quiet)
-    fmt::print(stderr, "worker rank {} joined ({})\n", r,
-               js.shipped ? "rows shipped" : "own copy of the data");
+  st.partial[r] = js.shipped;
+  st.out->note(fmt::format("worker rank {} joined ({})", r,
+                           js.shipped ? "rows shipped"
+                                      : "own copy of the data"));
   return js;
 }
 
@@ -362,7 +747,7 @@ join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
 void ship_rows(self_ptr self, int32_t r) {
   auto& st = self->state;
   if (r < 0 || static_cast<size_t>(r) >= st.nodes.size() || !st.nodes[r]
-      || !st.setup.train)
+      || !st.setup.train || st.started)
     return;
   shard_plan geo{st.setup.rows, st.setup.shards};
   std::vector<shipment> work;
@@ -392,50 +777,56 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
                            st.setup.fingerprint.substr(0, 16));
     fmt::print(stderr, "dml-node: refused worker rank {}: {}\n", r, msg);
     self->demonitor(st.nodes[r]);
+    st.watched.erase(st.nodes[r].address());
     st.nodes[r] = nullptr;
     st.reserved[r] = false;
     return make_caf_error(errc::bad_value, msg);
   }
   st.workers[r] = std::move(worker);
-  maybe_start(self);
+  if (st.started)
+    admit(self, r);
+  else
+    maybe_start(self);
   return true;
 }
 
-/// A monitored worker process went away.
+/// A monitored member (worker process or local shard-worker, aggregator,
+/// data shipper) went away.
 void on_down(self_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
+  if (auto i = st.shippers.find(msg.source); i != st.shippers.end()) {
+    auto r = i->second;
+    st.shippers.erase(i);
+    if (msg.reason) {
+      lose_worker(self, r, "shipping adopted rows failed: "
+                             + describe(msg.reason));
+      return;
+    }
+    if (st.awaiting.count(r) > 0 && --st.awaiting[r] == 0) {
+      st.awaiting.erase(r);
+      if (!st.in_flight && st.started && !st.training_done)
+        issue_step(self);
+    }
+    return;
+  }
   st.watched.erase(msg.source);
   if (st.stopping) {
     if (st.watched.empty())
       self->quit();
     return;
   }
-  for (size_t r = 0; r < st.nodes.size(); ++r) {
-    if (!st.nodes[r] || st.nodes[r].address() != msg.source)
-      continue;
-    if (!st.started) {
-      st.nodes[r] = nullptr;
-      st.workers[r] = nullptr;
-      st.reserved[r] = false;
+  auto why = "down (" + describe(msg.reason) + ")";
+  for (size_t r = 0; r < st.nodes.size(); ++r)
+    if ((st.nodes[r] && st.nodes[r].address() == msg.source)
+        || (st.workers[r] && st.workers[r].address() == msg.source)) {
+      lose_worker(self, static_cast<int32_t>(r), why);
       return;
     }
-    if (st.done.pending())
-      fail(self,
-           make_caf_error(errc::timeout,
-                          fmt::format("worker rank {} was lost ({})", r,
-                                      caf::to_string(msg.reason))));
-    return;
-  }
-  for (size_t g = 0; g < st.aggregators.size(); ++g) {
-    if (st.aggregators[g].address() != msg.source)
-      continue;
-    if (st.done.pending())
-      fail(self,
-           make_caf_error(errc::timeout,
-                          fmt::format("aggregator {} was lost ({})", g,
-                                      caf::to_string(msg.reason))));
-    return;
-  }
+  for (size_t g = 0; g < st.aggregators.size(); ++g)
+    if (st.aggregators[g] && st.aggregators[g].address() == msg.source) {
+      lose_aggregator(self, g, why);
+      return;
+    }
 }
 
 } // namespace
@@ -448,6 +839,8 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
   st0.workers.resize(st0.setup.spec.workers);
   st0.nodes.resize(st0.setup.spec.workers);
   st0.reserved.assign(st0.setup.spec.workers, false);
+  st0.partial.assign(st0.setup.spec.workers, false);
+  st0.route.assign(st0.setup.spec.workers, -1);
   self->set_down_handler([=](caf::down_msg& msg) { on_down(self, msg); });
   return {
     [=](join_atom, const member_info& info,
@@ -459,12 +852,16 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
                                           "master speaks {}",
                                           info.protocol, protocol_version));
       if (info.role == "worker") {
-        auto rank = free_rank(self);
+        auto rank = st.started ? add_rank(self) : free_rank(self);
         if (rank < 0)
           return make_caf_error(errc::bad_config, "master: enough workers");
         st.reserved[rank] = true;
+        self->monitor(member);
         st.workers[rank] = std::move(member);
-        maybe_start(self);
+        if (st.started)
+          admit(self, rank);
+        else
+          maybe_start(self);
         return rank;
       }
       if (info.role == "aggregator") {
@@ -501,6 +898,20 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
         caf::actor worker) {
       return on_ready(self, rank, fingerprint, std::move(worker));
     },
+    [=](tick_atom, uint64_t id) {
+      auto& st = self->state;
+      if (!st.waiting || id != st.wait_id || !st.done.pending())
+        return;
+      auto saved = save_model(self);
+      auto why = fmt::format("only {} live workers, --min-workers is {}, and "
+                             "none joined within {} s{}",
+                             live_ranks(self).size(), st.setup.min_workers,
+                             st.setup.join_timeout.count() / 1000.0,
+                             write_checkpoint(self));
+      if (saved)
+        why += "; saving the model failed: " + saved.message();
+      fail(self, make_caf_error(errc::timeout, why));
+    },
     [=](cancel_atom) {
       auto& st = self->state;
       auto saved = save_model(self);
@@ -508,6 +919,8 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       if (!st.setup.model_out.empty())
         why += saved ? "; saving the model failed: " + saved.message()
                      : "; model saved to " + st.setup.model_out;
+      if (st.started)
+        why += write_checkpoint(self);
       fail(self, make_caf_error(errc::timeout, why));
     },
     [=](join_atom, caf::actor eval) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "actors/messages.hpp"
 #include "runtime/job_spec.hpp"
+#include "runtime/fault.hpp"
 #include "runtime/model.hpp"
 #include "runtime/model_file.hpp"
 #include "runtime/optimizer.hpp"
@@ -33,8 +35,26 @@ struct master_setup {
   /// Training rows, and the shard count of the plan.
   uint64_t rows = 0;
   uint32_t shards = 1;
-  /// Deadline of one step (every request carries one).
+  /// Deadline of one step (every request carries one). With
+  /// `adaptive_timeout`, this is the deadline of the steps before one has
+  /// completed; later steps get 20 times the mean step time, but at least
+  /// `min_step_timeout`.
   std::chrono::milliseconds step_timeout{60000};
+  bool adaptive_timeout = false;
+  std::chrono::milliseconds min_step_timeout{1000};
+  /// Fewest live workers to go on with; below, wait up to `join_timeout`
+  /// for joiners, then stop with an error (and a checkpoint).
+  uint32_t min_workers = 1;
+  std::chrono::milliseconds join_timeout{60000};
+  /// Checkpoints: every `checkpoint_every` steps (0: never) into
+  /// `checkpoint_dir`, keeping the newest `checkpoint_keep`.
+  std::string checkpoint_dir;
+  uint64_t checkpoint_every = 0;
+  size_t checkpoint_keep = 3;
+  /// Where to start from instead of step 0 (`--resume`).
+  std::shared_ptr<const checkpoint> resume;
+  /// Injected faults the master carries out (`kill-aggregator`).
+  std::vector<fault> faults;
   /// Where to save the model at the end (empty: nowhere).
   std::string model_out;
   report_options report;
@@ -53,16 +73,26 @@ struct master_state {
   master_setup setup;
   std::unique_ptr<reporter> out;
   caf::actor evaluator;
-  /// Shard-workers by rank (null until ready).
+  /// Shard-workers by rank (null until ready, and once lost).
   std::vector<caf::actor> workers;
   /// Worker processes' node actors by rank (null for local workers).
   std::vector<caf::actor> nodes;
   /// Ranks given out (joined, maybe not ready yet).
   std::vector<bool> reserved;
+  /// Whether a rank holds only the rows shipped to it (so adopted shards
+  /// must be shipped too).
+  std::vector<bool> partial;
+  /// Aggregators by index (null once lost).
   std::vector<caf::actor> aggregators;
   std::vector<caf::actor> observers;
-  /// Ranks of each aggregator's group.
-  std::vector<std::vector<int32_t>> groups;
+  /// Aggregator of each rank, or -1 (the master collects it directly).
+  std::vector<int32_t> route;
+  /// Shards promised to a joiner whose rows are still on their way.
+  std::map<int32_t, std::vector<uint32_t>> promised;
+  /// Data shippers in flight to ranks that adopt shards, and the count per
+  /// rank; steps wait until it drops to zero.
+  std::map<caf::actor_addr, int32_t> shippers;
+  std::map<int32_t, uint32_t> awaiting;
   bool started = false;
   /// Set by the first `stop_atom`: waiting for members to go down.
   bool stopping = false;
@@ -78,12 +108,27 @@ struct master_state {
   uint64_t step = 0;
   uint32_t attempt = 0;
   uint32_t epoch = 0;
+  bool in_flight = false;
   std::vector<assignment> work;
   ordered_reduction reduction;
   /// The step's summed gradient (its buffer is reused).
   gradient_sum grad;
   /// Parameter buffers (copy-on-write while workers still hold one).
   tensor_pool param_pool;
+  std::chrono::steady_clock::time_point t_step;
+  /// Mean seconds of a step (for the adaptive deadline); 0 before any.
+  double mean_step_s = 0;
+
+  // Faults.
+  uint64_t faults = 0;
+  uint64_t steps_redone = 0;
+  std::vector<double> recoveries;
+  /// Set while recovering: when the first unrecovered fault happened.
+  bool recovering = false;
+  std::chrono::steady_clock::time_point t_fault;
+  /// Waiting for joiners (too few workers); `wait_id` names the deadline.
+  bool waiting = false;
+  uint64_t wait_id = 0;
 
   // Counters.
   uint64_t samples = 0;
@@ -116,6 +161,13 @@ struct master_state {
 /// - `(cancel_atom)`: stop the job now (signal): members are told to exit,
 ///   the model is saved if asked, the run request fails.
 /// - `(join_atom, caf::actor evaluator)`: sets the evaluator.
+///
+/// Faults: a worker that goes down or misses a step's deadline is lost: its
+/// contribution to the step is dropped, its shards move (at their committed
+/// cursors) to the live workers, and the step is redone with a new attempt
+/// number, so late replies are ignored. A lost aggregator's workers report
+/// to the master directly. Workers that join after the start get shards at
+/// the next step. See docs/operations.md.
 ///
 /// The master sends `(record_atom, std::string json)` to every observer for
 /// each metrics record (epochs, then the final one).

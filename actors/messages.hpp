@@ -24,7 +24,7 @@ namespace dml {
 
 /// The version of the wire protocol. Peers with another version are refused
 /// at the handshake (it is part of the middleman's app identifier too).
-constexpr uint32_t protocol_version = 1;
+constexpr uint32_t protocol_version = 2;
 
 /// A float buffer that travels by reference inside one process and as one raw
 /// block of bytes (host byte order, x86_64 little endian) across processes:
@@ -134,13 +134,16 @@ struct step_plan {
   uint64_t epoch = 0;
   uint32_t attempt = 0;
   std::vector<assignment> work;
+  /// Milliseconds a worker has to answer (aggregators use it for their
+  /// requests; 0: the receiver's default).
+  uint32_t deadline_ms = 0;
 };
 
 /// @relates step_plan
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_plan& x) {
   return f(caf::meta::type_name("step_plan"), x.step, x.epoch, x.attempt,
-           x.work);
+           x.work, x.deadline_ms);
 }
 
 /// A (partial) gradient on its way up: the sum over `count` rows of the
@@ -152,13 +155,16 @@ struct grad_msg {
   uint64_t count = 0;
   double loss = 0;
   tensor values;
+  /// From an aggregator: ranks of its group that did not answer in time (or
+  /// were down); the sum is then empty and the master redoes the step.
+  std::vector<int32_t> lost;
 };
 
 /// @relates grad_msg
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grad_msg& x) {
   return f(caf::meta::type_name("grad_msg"), x.step, x.attempt, x.ranks,
-           x.count, x.loss, x.values);
+           x.count, x.loss, x.values, x.lost);
 }
 
 /// @relates eval_metrics
@@ -273,5 +279,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
   CAF_ADD_ATOM(dml, dml, cancel_atom, "cancel")
   /// Master to observers: a metrics record (JSON text).
   CAF_ADD_ATOM(dml, dml, record_atom, "record")
+  CAF_ADD_ATOM(dml, dml, tick_atom, "tick")
 
 CAF_END_TYPE_ID_BLOCK(dml)

@@ -1,19 +1,75 @@
 #include "actors/shard_worker.hpp"
 
+#include <csignal>
+
 #include <fmt/format.h>
 
 #include <caf/all.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/data_shipper.hpp"
 #include "actors/messages.hpp"
 
 namespace dml {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<shard_worker_state>*;
+
+/// Answers `rp` with `reply` after `ms` milliseconds.
+void answer_late(self_ptr self, caf::response_promise rp, grad_msg reply,
+                 uint32_t ms) {
+  auto& st = self->state;
+  auto id = st.next_held++;
+  st.held.emplace(id, std::make_pair(std::move(rp), std::move(reply)));
+  self->delayed_send(self, std::chrono::milliseconds(ms), tick_atom_v, id);
+}
+
+caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {
+  auto& st = self->state;
+  auto refuse = [&](const std::string& what) {
+    return make_caf_error(errc::protocol_violation,
+                          fmt::format("worker: chunk of shard {} at row {} "
+                                      "refused: {}",
+                                      chunk.shard, chunk.first, what));
+  };
+  auto& shards = st.geometry.shards();
+  if (chunk.shard >= shards.size())
+    return refuse("no such shard");
+  if (st.computer->holds(chunk.shard))
+    return refuse("shard already held");
+  auto& got = st.arriving[chunk.shard];
+  auto size = shards[chunk.shard].size();
+  if (chunk.first != got)
+    return refuse("out of order");
+  if (chunk.rows == 0 || chunk.rows > size - got
+      || (st.computer->data().rows > 0
+          && chunk.cols != st.computer->data().cols))
+    return refuse("wrong shape");
+  if (!st.grown) {
+    st.grown = std::make_shared<dataset>(st.computer->data());
+    st.computer->reset_data(st.grown);
+  }
+  auto first_row = st.grown->rows - got;
+  if (!append_rows(*st.grown, chunk_rows(chunk)))
+    return refuse("malformed rows");
+  got += chunk.rows;
+  if (got == size) {
+    st.computer->place(chunk.shard, first_row);
+    st.arriving.erase(chunk.shard);
+  }
+  return true;
+}
+
+} // namespace
 
 caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
                            worker_setup setup) {
   auto& st = self->state;
   st.geometry = shard_plan{setup.rows, setup.shards};
   st.computer = std::make_unique<shard_computer>(setup.data, setup.seed);
+  if (setup.partial)
+    st.computer->hold_none(setup.shards);
   for (auto& [id, first] : setup.placement)
     st.computer->place(id, first);
   st.setup = std::move(setup);
@@ -27,6 +83,23 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
                                           "has {}",
                                           params.size(),
                                           st.setup.instance->num_params()));
+      // Injected faults fire on the first attempt of their step only.
+      auto rank = plan.work.empty() ? -1 : plan.work.front().rank;
+      auto& faults = st.setup.faults;
+      auto first = plan.attempt == 0;
+      if (first && find_fault(faults, fault_kind::kill, rank, plan.step)) {
+        if (st.setup.kill_process)
+          std::raise(SIGKILL);
+        self->quit(caf::exit_reason::kill);
+        return caf::delegated<grad_msg>{}; // no answer: the master sees it down
+      }
+      auto* hang = first ? find_fault(faults, fault_kind::hang, rank,
+                                      plan.step)
+                         : nullptr;
+      auto* drop = first ? find_fault(faults, fault_kind::drop_gradient, rank,
+                                      plan.step)
+                         : nullptr;
+      auto* delay = find_fault(faults, fault_kind::delay, rank, plan.step);
       grad_msg reply;
       reply.step = plan.step;
       reply.attempt = plan.attempt;
@@ -46,8 +119,29 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
       auto buf = st.pool.acquire(0);
       std::swap(*buf, st.scratch.values);
       reply.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
+      if (drop) {
+        // Lost on the way: keep the promise so that no error is sent either.
+        st.held.emplace(st.next_held++,
+                        std::make_pair(self->make_response_promise(),
+                                       grad_msg{}));
+        return caf::delegated<grad_msg>{};
+      }
+      if (hang || delay) {
+        auto ms = (hang ? hang->ms : 0) + (delay ? delay->ms : 0);
+        answer_late(self, self->make_response_promise(), std::move(reply), ms);
+        return caf::delegated<grad_msg>{};
+      }
       return reply;
     },
+    [=](tick_atom, uint64_t id) {
+      auto& held = self->state.held;
+      auto i = held.find(id);
+      if (i == held.end())
+        return;
+      i->second.first.deliver(std::move(i->second.second));
+      held.erase(i);
+    },
+    [=](data_atom, const data_chunk& chunk) { return adopt(self, chunk); },
     [=](stop_atom) { self->quit(); },
   };
 }

@@ -1,14 +1,17 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include <caf/fwd.hpp>
+#include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/messages.hpp"
+#include "runtime/fault.hpp"
 #include "runtime/model.hpp"
 #include "runtime/shard.hpp"
 #include "runtime/training.hpp"
@@ -31,6 +34,13 @@ struct worker_setup {
   /// For a worker holding only some shards: `(shard, first row in data)`.
   /// Empty: `data` holds every training row.
   std::vector<std::pair<uint32_t, uint64_t>> placement;
+  /// Whether `data` holds only the placed shards (even if none is placed).
+  bool partial = false;
+  /// Injected faults (`--inject`); those of other ranks are ignored.
+  std::vector<fault> faults;
+  /// On an injected kill, kill the whole process (a worker process) rather
+  /// than only this actor (one process).
+  bool kill_process = false;
 };
 
 /// State of a shard-worker.
@@ -40,6 +50,13 @@ struct shard_worker_state {
   shard_plan geometry;
   gradient_sum scratch;
   tensor_pool pool;
+  /// Rows held, grown by shards adopted from lost workers (shipped mode).
+  std::shared_ptr<dataset> grown;
+  /// Rows received so far of each shard being adopted.
+  std::map<uint32_t, uint64_t> arriving;
+  /// Replies held back by an injected hang, delay or lost gradient.
+  std::map<uint64_t, std::pair<caf::response_promise, grad_msg>> held;
+  uint64_t next_held = 0;
   static inline const char* name = "dml.shard_worker";
 };
 
@@ -50,7 +67,14 @@ struct shard_worker_state {
 ///   rows of every assignment in the plan (normally one: this worker's).
 ///   Parameters of the wrong size or rows this worker does not hold are
 ///   refused with an error, never computed.
+/// - `(data_atom, data_chunk) -> bool`: rows of a shard this worker adopts
+///   from a lost worker (shipped data only), in order; the shard is computed
+///   here once its last row arrived.
 /// - `(stop_atom)`: quit.
+///
+/// Injected faults of its rank fire on the first attempt of their step:
+/// `kill` quits (or kills the process), `hang` answers `ms` late, `delay`
+/// answers every step `ms` late, `drop-gradient` never answers.
 ///
 /// It runs on the scheduler: with one thread per core, a gradient occupies
 /// one thread at most and control messages find another (see

@@ -30,14 +30,14 @@ void unpin(self_ptr self) {
   reg.erase(self->id());
 }
 
-void die(self_ptr self, std::string why) {
+void die(self_ptr self, std::string why, errc code = errc::protocol_violation) {
   auto& st = self->state;
   if (st.failure.empty())
     st.failure = std::move(why);
   if (st.worker)
     self->send_exit(st.worker, caf::exit_reason::user_shutdown);
   unpin(self);
-  self->quit(make_caf_error(errc::protocol_violation, st.failure));
+  self->quit(make_caf_error(code, st.failure));
 }
 
 /// Spawns the shard-worker over the rows now held and reports ready.
@@ -56,7 +56,10 @@ void finish_setup(self_ptr self) {
   ws.seed = spec->seed;
   ws.rows = st.setup.rows;
   ws.shards = st.setup.shards;
+  ws.faults = st.opts.faults;
+  ws.kill_process = true;
   if (st.setup.shipped) {
+    ws.partial = true;
     shard_plan geo{st.setup.rows, st.setup.shards};
     uint64_t pos = 0;
     for (auto id : st.setup.my_shards) {
@@ -123,7 +126,8 @@ caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
   self->monitor(master);
   self->set_down_handler([=](caf::down_msg& msg) {
     if (msg.source == self->state.master)
-      die(self, "lost the master (" + caf::to_string(msg.reason) + ")");
+      die(self, "lost the master (" + describe(msg.reason) + ")",
+          errc::peer_lost);
   });
   member_info me{"remote-worker", protocol_version,
                  st.opts.data_path.empty() ? "" : "own-data"};

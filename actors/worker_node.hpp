@@ -10,6 +10,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/messages.hpp"
+#include "runtime/fault.hpp"
 #include "runtime/dataset.hpp"
 #include "runtime/model_registry.hpp"
 
@@ -23,6 +24,8 @@ struct worker_node_options {
   std::chrono::milliseconds timeout{30000};
   /// Makes the model instance (lives as long as the process).
   const model_registry* models = nullptr;
+  /// Injected faults for this worker's shard-worker (`--inject`).
+  std::vector<fault> faults;
 };
 
 /// State of a worker process's node actor.
@@ -36,6 +39,9 @@ struct worker_node_state {
   std::string data_fingerprint;
   /// The error that ended this node, printed by the process (empty: none).
   std::string failure;
+  /// Set when the node ended because its master went away after it had
+  /// joined (the process may reconnect and join again).
+  bool lost_master = false;
   static inline const char* name = "dml.worker_node";
 };
 

@@ -18,6 +18,7 @@
 #include "actors/remote.hpp"
 #include "actors/worker_node.hpp"
 #include "apps/node_options.hpp"
+#include "runtime/checkpoints.hpp"
 #include "runtime/loaders.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/model_file.hpp"
@@ -113,8 +114,43 @@ private:
   std::thread thread_;
 };
 
-int run_master_role(const node_options& o, const model_registry& registry,
+/// Copies the fault-tolerance flags into `lo`.
+void set_fault_options(const node_options& o, local_options& lo) {
+  lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  lo.adaptive_timeout = !o.step_timeout_given;
+  lo.min_workers = o.min_workers;
+  lo.join_timeout = std::chrono::milliseconds(o.join_timeout_ms);
+  lo.checkpoint_dir = o.checkpoint_dir;
+  lo.checkpoint_every = o.checkpoint_every;
+  lo.checkpoint_keep = o.checkpoint_keep;
+  lo.faults = o.faults;
+}
+
+/// With `--resume DIR`: loads the newest valid checkpoint (warning about
+/// damaged ones) and makes its job spec the job's. Returns null without.
+expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
+  if (o.resume_dir.empty())
+    return std::shared_ptr<const checkpoint>{};
+  auto found = newest_checkpoint(o.resume_dir);
+  if (!found)
+    return found.err();
+  for (auto& line : found->skipped)
+    fmt::print(stderr, "dml-node: warning: {}\n", line);
+  auto spec = job_spec_from_json(found->data.spec_json);
+  if (!spec)
+    return make_error(spec.err().code(),
+                      found->path + ": job spec: " + spec.err().message());
+  o.spec = std::move(*spec);
+  if (!o.quiet)
+    fmt::print(stderr, "dml-node: resuming from {}\n", found->path);
+  return std::make_shared<const checkpoint>(std::move(found->data));
+}
+
+int run_master_role(node_options o, const model_registry& registry,
                     const actor_registry& actors) {
+  auto resume = load_resume(o);
+  if (!resume)
+    return fail(resume.err());
   auto endpoint = parse_endpoint(o.listen, "--listen");
   if (!endpoint)
     return fail(endpoint.err());
@@ -128,7 +164,8 @@ int run_master_role(const node_options& o, const model_registry& registry,
   lo.spec = o.spec;
   lo.model_out = o.model_out;
   lo.report = report_options_of(o);
-  lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  set_fault_options(o, lo);
+  lo.resume = *resume;
   auto ms = make_master_setup(lo, *data,
                               std::shared_ptr<model>{std::move(*instance)});
   ms.train = data->train;
@@ -212,20 +249,54 @@ int run_member(const node_options& o, Body body) {
   return body(sys, *boss);
 }
 
-int run_worker(const node_options& o, const model_registry& registry,
-               caf::actor_system& sys, caf::actor boss) {
+/// Runs a worker process: joins the master and serves until the job ends.
+/// If the master goes away, keeps trying to reach it (a restarted master
+/// resuming the job) for up to --reconnect-timeout and joins again.
+int run_worker(const node_options& o, const model_registry& registry) {
+  auto endpoint = parse_endpoint(o.master, "--master");
+  if (!endpoint)
+    return fail(endpoint.err());
+  caf::actor_system_config cfg;
+  configure(cfg, o);
+  auto transport = transport_of(o);
+  configure_transport(cfg, transport);
+  caf::actor_system sys{cfg};
+  auto boss = connect_with_retry(sys, endpoint->first, endpoint->second,
+                                 transport);
+  if (!boss)
+    return fail(boss.err());
   worker_node_options wo;
   wo.data_path = o.data_path;
   wo.models = &registry;
   wo.timeout = std::chrono::milliseconds(o.step_timeout_ms);
-  auto node = sys.spawn(worker_node, boss, wo);
-  caf::scoped_actor self{sys};
-  self->monitor(node);
-  caf::error reason;
-  self->receive([&](caf::down_msg& msg) { reason = msg.reason; });
-  if (reason && reason != caf::exit_reason::normal)
-    return fail(make_error(errc::protocol_violation, describe(reason)));
-  return 0;
+  wo.faults = o.faults;
+  for (;;) {
+    auto node = sys.spawn(worker_node, *boss, wo);
+    caf::scoped_actor self{sys};
+    self->monitor(node);
+    caf::error reason;
+    self->receive([&](caf::down_msg& msg) { reason = msg.reason; });
+    if (!reason || reason == caf::exit_reason::normal)
+      return 0;
+    auto lost = reason.category() == caf::atom("dml")
+                && reason.code() == static_cast<uint8_t>(errc::peer_lost);
+    if (!lost || o.reconnect_timeout_ms == 0)
+      return fail(make_error(errc::protocol_violation, describe(reason)));
+    if (!o.quiet)
+      fmt::print(stderr,
+                 "dml-node: {}; trying to rejoin for up to {} s\n",
+                 describe(reason), o.reconnect_timeout_ms / 1000.0);
+    transport.connect_timeout = std::chrono::milliseconds(
+      o.reconnect_timeout_ms);
+    boss = connect_with_retry(sys, endpoint->first, endpoint->second,
+                              transport);
+    if (!boss)
+      return fail(make_error(errc::peer_lost,
+                             fmt::format("lost the master and could not "
+                                         "rejoin within {} ms: {}",
+                                         o.reconnect_timeout_ms,
+                                         boss.err().message())));
+  }
 }
 
 int run_aggregator(const node_options& o, caf::actor_system& sys,
@@ -265,8 +336,11 @@ int run_aggregator(const node_options& o, caf::actor_system& sys,
   }
 }
 
-int run_local_role(const node_options& o, const model_registry& registry,
+int run_local_role(node_options o, const model_registry& registry,
                    const actor_registry& actors) {
+  auto resume = load_resume(o);
+  if (!resume)
+    return fail(resume.err());
   auto data = prepare_data(o.spec);
   if (!data)
     return fail(data.err());
@@ -278,7 +352,8 @@ int run_local_role(const node_options& o, const model_registry& registry,
   lo.spec = o.spec;
   lo.model_out = o.model_out;
   lo.report = report_options_of(o);
-  lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  set_fault_options(o, lo);
+  lo.resume = *resume;
   lo.aggregator_type = o.aggregator_type;
   lo.evaluator_type = o.evaluator_type;
   lo.observers = o.observers;
@@ -374,9 +449,7 @@ int run_node(int argc, const char* const* argv, const model_registry& models,
   if (opts->role == "master")
     return run_master_role(*opts, models, actors);
   if (opts->role == "worker")
-    return run_member(*opts, [&](caf::actor_system& sys, caf::actor boss) {
-      return run_worker(*opts, models, sys, std::move(boss));
-    });
+    return run_worker(*opts, models);
   return run_member(*opts, [&](caf::actor_system& sys, caf::actor boss) {
     return run_aggregator(*opts, sys, std::move(boss));
   });

@@ -86,8 +86,33 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app.add_option("--predictions-out", o.predictions_out,
                  "eval: one prediction per test row");
   app.add_option("--threads", o.threads, "Scheduler threads (0: one per core)");
-  app.add_option("--step-timeout", o.step_timeout_ms,
-                 "Deadline of one step in milliseconds");
+  auto* step_timeout = app.add_option(
+    "--step-timeout", o.step_timeout_ms,
+    "Deadline of one step in milliseconds (default: adapts to the observed "
+    "step time: 20x the mean, at least 1000)");
+  app.add_option("--min-workers", o.min_workers,
+                 "Fewest live workers to go on with (default 1)");
+  app.add_option("--join-timeout", o.join_timeout_ms,
+                 "Milliseconds to wait for workers to join when fewer than "
+                 "--min-workers are left (default 60000)");
+  app.add_option("--checkpoint-dir", o.checkpoint_dir,
+                 "Write checkpoints into this folder");
+  app.add_option("--checkpoint-every", o.checkpoint_every,
+                 "Steps between checkpoints (default 100 with "
+                 "--checkpoint-dir)");
+  app.add_option("--checkpoint-keep", o.checkpoint_keep,
+                 "Newest checkpoints to keep (default 3)");
+  app.add_option("--resume", o.resume_dir,
+                 "Resume from the newest valid checkpoint in this folder");
+  app.add_option("--reconnect-timeout", o.reconnect_timeout_ms,
+                 "worker: milliseconds to keep trying to rejoin a master "
+                 "that went away (0: exit at once; default 30000)");
+  std::vector<std::string> inject;
+  app.add_option("--inject", inject,
+                 "local, worker: inject faults, e.g. kill:rank=2,step=40 "
+                 "hang:rank=1,step=10,ms=3000 delay:rank=1,ms=20 "
+                 "drop-gradient:rank=0,step=7 kill-aggregator:rank=0,step=5 "
+                 "(repeatable; ';' separates)");
   app.add_option("--aggregator-type", o.aggregator_type,
                  "Registered aggregator actor to spawn");
   app.add_option("--evaluator-type", o.evaluator_type,
@@ -159,8 +184,38 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                       fmt::format("--peer-timeout: {} ms must exceed twice "
                                   "--heartbeat ({} ms)",
                                   o.peer_timeout_ms, o.heartbeat_ms));
+  o.step_timeout_given = step_timeout->count() > 0;
   if (o.step_timeout_ms == 0)
     return make_error(errc::bad_value, "--step-timeout: must be at least 1");
+  std::string inject_text;
+  for (auto& i : inject)
+    inject_text += i + ";";
+  auto faults = parse_faults(inject_text);
+  if (!faults)
+    return faults.err();
+  o.faults = std::move(*faults);
+  if (!o.faults.empty() && o.role != "local" && o.role != "worker")
+    return make_error(errc::bad_config,
+                      "--inject: only for --role local or worker");
+  if (o.min_workers == 0)
+    return make_error(errc::bad_value, "--min-workers: must be at least 1");
+  if (o.min_workers > s.workers && (o.role == "local" || o.role == "master"))
+    return make_error(errc::bad_config,
+                      fmt::format("--min-workers: {} is more than --workers "
+                                  "{}",
+                                  o.min_workers, s.workers));
+  if (o.checkpoint_every > 0 && o.checkpoint_dir.empty())
+    return make_error(errc::bad_config,
+                      "--checkpoint-every: needs --checkpoint-dir");
+  if (!o.checkpoint_dir.empty() && o.checkpoint_every == 0)
+    o.checkpoint_every = 100;
+  if (o.checkpoint_keep == 0)
+    return make_error(errc::bad_value, "--checkpoint-keep: must be at least 1");
+  if ((!o.resume_dir.empty() || !o.checkpoint_dir.empty()) && o.role != "local"
+      && o.role != "master")
+    return make_error(errc::bad_config,
+                      "--checkpoint-dir, --resume: only for --role local or "
+                      "master");
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "runtime/error.hpp"
+#include "runtime/fault.hpp"
 #include "runtime/job_spec.hpp"
 
 namespace dml {
@@ -21,8 +22,22 @@ struct node_options {
   /// Scheduler threads (0: one per core).
   uint32_t threads = 0;
   bool quiet = false;
-  /// Deadline of one step in milliseconds.
+  /// Deadline of one step in milliseconds, when given (`--step-timeout`);
+  /// otherwise it adapts: 60 s until a step completed, then 20 times the
+  /// mean step time but at least 1 s.
   uint64_t step_timeout_ms = 60000;
+  bool step_timeout_given = false;
+  /// Fault tolerance: fewest live workers, and how long to wait for
+  /// joiners below that (ms); checkpoints; resuming; a worker's reconnect
+  /// window (ms); injected faults.
+  uint32_t min_workers = 1;
+  uint64_t join_timeout_ms = 60000;
+  std::string checkpoint_dir;
+  uint64_t checkpoint_every = 0;
+  uint32_t checkpoint_keep = 3;
+  std::string resume_dir;
+  uint64_t reconnect_timeout_ms = 30000;
+  std::vector<fault> faults;
   /// Registered names of pluggable actors.
   std::string aggregator_type = "aggregator";
   std::string evaluator_type = "evaluator";

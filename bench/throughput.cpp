@@ -1,10 +1,12 @@
 // Training throughput on Fashion-MNIST: the single-threaded reference loop
 // against local mode with 1, 2 and 4 shard-workers, in one run.
 //
-// Usage: dml-bench-throughput [--epochs N] [--models softmax,mlp]
+// Usage: dml-bench-throughput [--epochs N] [--models softmax|mlp]
+//                             [--batches 64,128,256]
 // Prints a Markdown table of training samples per second (training time
 // only: no loading, no evaluation).
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -76,6 +78,8 @@ double local_rate(job_spec spec, const prepared_data& data,
 int main(int argc, char** argv) {
   uint32_t epochs = 2;
   std::vector<std::string> names{"softmax", "mlp"};
+  std::vector<uint64_t> batches{64, 128, 256};
+  std::vector<uint64_t> local_batches{128};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--epochs") == 0)
       epochs = static_cast<uint32_t>(std::stoul(argv[i + 1]));
@@ -85,6 +89,18 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--models") == 0
              && argv[i + 1] == std::string{"mlp"})
       names = {"mlp"};
+    else if (std::strcmp(argv[i], "--batches") == 0) {
+      batches.clear();
+      std::string list = argv[i + 1];
+      for (size_t pos = 0; pos < list.size();) {
+        auto end = list.find(',', pos);
+        if (end == std::string::npos)
+          end = list.size();
+        batches.push_back(std::stoull(list.substr(pos, end - pos)));
+        pos = end + 1;
+      }
+      local_batches = batches;
+    }
   }
   model_registry models;
   register_builtin_models(models);
@@ -99,14 +115,15 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "error: {}\n", data.err().message());
       return 1;
     }
-    for (uint64_t batch : {64u, 128u, 256u}) {
+    for (uint64_t batch : batches) {
       auto spec = make_spec(name, batch, epochs);
       data->config = make_model_config(spec, data->train->cols, 10);
       auto loop = loop_rate(spec, *data, models);
       double w1 = 0;
       double w2 = 0;
       double w4 = 0;
-      if (batch == 128) {
+      if (std::find(local_batches.begin(), local_batches.end(), batch)
+          != local_batches.end()) {
         w1 = local_rate(spec, *data, models, actors, 1);
         w2 = local_rate(spec, *data, models, actors, 2);
         w4 = local_rate(spec, *data, models, actors, 4);

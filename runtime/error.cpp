@@ -16,6 +16,7 @@ const char* to_string(errc x) noexcept {
     case errc::bad_config: return "bad_config";
     case errc::protocol_violation: return "protocol_violation";
     case errc::timeout: return "timeout";
+    case errc::peer_lost: return "peer_lost";
   }
   return "unknown";
 }

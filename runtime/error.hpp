@@ -36,6 +36,8 @@ enum class errc : uint8_t {
   protocol_violation,
   /// A peer did not answer in time.
   timeout,
+  /// A peer went away (its process died or the connection dropped).
+  peer_lost,
 };
 
 /// Returns the name of `x`, e.g. `"bad_format"`.

@@ -32,6 +32,9 @@ public:
   void u64(uint64_t x) {
     raw(&x, 8);
   }
+  void f64(double x) {
+    raw(&x, 8);
+  }
   void str(const std::string& x) {
     u64(x.size());
     raw(x.data(), x.size());
@@ -83,6 +86,11 @@ public:
   }
   uint64_t u64() {
     uint64_t x = 0;
+    raw(&x, 8);
+    return x;
+  }
+  double f64() {
+    double x = 0;
     raw(&x, 8);
     return x;
   }
@@ -233,6 +241,8 @@ std::string encode(const checkpoint& c) {
   w.u64(c.samples);
   w.u64s(c.cursors);
   w.u64(c.rng_state);
+  w.f64(c.epoch_loss);
+  w.f64(c.train_s);
   w.str(c.spec_json);
   return frame(checkpoint_magic, std::move(w.buf()));
 }
@@ -266,6 +276,8 @@ expected<checkpoint> decode_checkpoint(const std::string& bytes,
   c.samples = r.u64();
   r.vec(c.cursors);
   c.rng_state = r.u64();
+  c.epoch_loss = r.f64();
+  c.train_s = r.f64();
   c.spec_json = r.str();
   if (r.failed || !r.at_end())
     return malformed(name, "checkpoint");

@@ -33,6 +33,10 @@ struct checkpoint {
   std::vector<uint64_t> cursors;
   /// Random generator state of the master.
   uint64_t rng_state = 0;
+  /// Loss summed over the current epoch's rows so far, and seconds of
+  /// training so far (for the metrics of the resumed run).
+  double epoch_loss = 0;
+  double train_s = 0;
   /// The job spec as JSON (`to_json(job_spec)`).
   std::string spec_json;
 };

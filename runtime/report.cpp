@@ -112,7 +112,21 @@ std::string reporter::to_json(const final_record& r) const {
   o["train_s"] = r.train_s;
   o["samples_per_s"] = r.train_s > 0 ? r.samples / r.train_s : 0.0;
   o["params_sha256"] = r.params_sha256;
+  if (!r.evaluation_only) {
+    o["workers"] = r.workers;
+    o["faults"] = r.faults;
+    o["steps_redone"] = r.steps_redone;
+    o["recovery_s"] = r.recovery_s;
+  }
   return o.dump();
+}
+
+void reporter::note(const std::string& line) {
+  if (opts_.quiet)
+    return;
+  clear_line();
+  fmt::print(stderr, "{}\n", line);
+  std::fflush(stderr);
 }
 
 void reporter::epoch(const epoch_record& r) {

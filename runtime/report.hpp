@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/error.hpp"
 #include "runtime/metrics.hpp"
@@ -53,6 +54,13 @@ struct final_record {
   double wall_s = 0;
   double train_s = 0;
   std::string params_sha256;
+  /// Training only: shard-workers at the end, faults seen (lost workers and
+  /// aggregators), steps redone, and seconds from each fault to the next
+  /// completed step.
+  uint32_t workers = 0;
+  uint64_t faults = 0;
+  uint64_t steps_redone = 0;
+  std::vector<double> recovery_s;
 };
 
 /// Prints progress and writes JSON Lines metrics, flushed as written.
@@ -70,6 +78,10 @@ public:
   /// Updates the progress line (terminal only, at most ten times a second).
   void progress(uint32_t epoch, uint64_t epoch_samples, double loss,
                 double samples_per_s);
+
+  /// Prints one line of news (a fault, a recovery, a resume) on its own
+  /// line, unless quiet.
+  void note(const std::string& line);
 
   /// Prints an epoch's summary and writes its JSON record.
   void epoch(const epoch_record& rec);

@@ -157,6 +157,10 @@ void shard_computer::place(uint32_t id, uint64_t first) {
   base_[id] = static_cast<int64_t>(first);
 }
 
+bool shard_computer::holds(uint32_t id) const noexcept {
+  return base_.empty() || (id < base_.size() && base_[id] >= 0);
+}
+
 error shard_computer::compute(model& m, const float* params, uint64_t epoch,
                               const std::vector<row_span>& spans,
                               const std::vector<shard>& shards,

@@ -85,6 +85,25 @@ public:
   /// any shard is placed, spans of unplaced shards are refused.
   void place(uint32_t id, uint64_t first);
 
+  /// Says that no shard is held until placed (a worker holding only the
+  /// rows shipped to it, maybe none yet).
+  void hold_none(uint32_t shards) {
+    base_.assign(shards, -1);
+  }
+
+  /// Returns whether spans of shard `id` can be computed here.
+  bool holds(uint32_t id) const noexcept;
+
+  /// Replaces the rows held by `data`, which must keep every placed shard
+  /// at its place (a copy with rows appended).
+  void reset_data(std::shared_ptr<const dataset> data) {
+    data_ = std::move(data);
+  }
+
+  const dataset& data() const noexcept {
+    return *data_;
+  }
+
   /// Computes the loss and gradient summed over the rows of `spans` in
   /// `epoch` for `params` with `m`, into `out` (reusing its buffer). Spans
   /// outside the shards or the data held are refused with an error.

@@ -1,104 +1,13 @@
 // The actor graph under CAF's deterministic scheduler: the step protocol,
 // epoch accounting and determinism, without threads or timing.
 
-#include "tests/actors/fixture.hpp"
-#include <boost/test/unit_test.hpp>
-#include <nlohmann/json.hpp>
+#include "tests/actors/graph_fixture.hpp"
 
-#include "actors/aggregator.hpp"
-#include "actors/master.hpp"
-#include "actors/shard_worker.hpp"
-#include "runtime/loaders.hpp"
-#include "runtime/model_registry.hpp"
 #include "runtime/sha256.hpp"
-#include "runtime/training.hpp"
 
 using namespace dml;
 using json = nlohmann::json;
-
-namespace {
-
-struct graph_fixture : test::deterministic_fixture {
-  model_registry models;
-  prepared_data data;
-
-  graph_fixture() {
-    register_builtin_models(models);
-    synthetic_options o;
-    o.rows = 203; // not a multiple of anything below: uneven shards
-    o.cols = 5;
-    o.classes = 3;
-    o.noise = 1.0f;
-    data.train = std::make_shared<dataset>(make_classification(o));
-  }
-
-  job_spec spec(uint32_t workers, uint32_t aggregators, uint32_t shards) {
-    job_spec s;
-    s.train_path = "synthetic";
-    s.model = "softmax";
-    s.epochs = 3;
-    s.batch_size = 16;
-    s.opt.kind = optimizer_kind::momentum;
-    s.opt.lr = 0.05f;
-    s.workers = workers;
-    s.aggregators = aggregators;
-    s.shards = shards;
-    data.config = make_model_config(s, 5, 3);
-    return s;
-  }
-
-  std::shared_ptr<model> instance() {
-    return std::shared_ptr<model>{std::move(*models.make(data.config))};
-  }
-
-  /// Runs a whole job in the deterministic scheduler; returns the final
-  /// record.
-  json run(const job_spec& s) {
-    master_setup ms;
-    ms.spec = s;
-    ms.meta.config = data.config;
-    ms.instance = instance();
-    ms.rows = data.train->rows;
-    ms.shards = shard_count(s, ms.rows);
-    ms.report.quiet = true;
-    ms.report.epochs = s.epochs;
-    ms.report.rows = ms.rows;
-    auto boss = sys.spawn(master, ms);
-    caf::scoped_actor self{sys};
-    std::vector<caf::actor> members;
-    for (uint32_t r = 0; r < s.workers; ++r) {
-      worker_setup ws{data.train, instance(), s.seed, ms.rows, ms.shards, {}};
-      auto w = sys.spawn(shard_worker, ws);
-      members.push_back(w);
-      self->send(boss, join_atom_v, member_info{"worker", protocol_version, {}},
-                 w);
-      sched.run();
-    }
-    for (uint32_t g = 0; g < s.aggregators; ++g) {
-      auto a = sys.spawn(aggregator, std::chrono::milliseconds(1000));
-      members.push_back(a);
-      self->send(boss, join_atom_v,
-                 member_info{"aggregator", protocol_version, {}}, a);
-      sched.run();
-    }
-    self->send(boss, run_atom_v);
-    sched.run();
-    json result;
-    // Skip join replies (ranks) until the final record shows up.
-    for (int i = 0; i < 16 && result.is_null(); ++i)
-      self->receive(
-        [&](int32_t) {}, [&](std::string& rec) { result = json::parse(rec); },
-        [&](caf::error& err) { BOOST_FAIL("job failed: " << describe(err)); },
-        caf::after(std::chrono::seconds(0)) >> [] {});
-    for (auto& m : members)
-      self->send(m, stop_atom_v);
-    self->send(boss, stop_atom_v);
-    sched.run();
-    return result;
-  }
-};
-
-} // namespace
+using dml::test::graph_fixture;
 
 BOOST_AUTO_TEST_SUITE(graph)
 
@@ -150,8 +59,7 @@ BOOST_FIXTURE_TEST_CASE(worker_rejects_nothing_and_sums_its_rows,
   auto s = spec(1, 0, 2);
   auto inst = instance();
   auto params = inst->init(1);
-  worker_setup ws{data.train, instance(), s.seed, data.train->rows, 2, {}};
-  auto w = sys.spawn(shard_worker, ws);
+  auto w = spawn_worker(s, 2, {});
   caf::scoped_actor self{sys};
   step_plan plan{0, 0, 0, {assignment{0, {row_span{1, 3, 5}}}}};
   self->send(w, step_atom_v, plan, tensor{params});
