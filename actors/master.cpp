@@ -804,6 +804,9 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
     }
     if (st.awaiting.count(r) > 0 && --st.awaiting[r] == 0) {
       st.awaiting.erase(r);
+      st.out->note(fmt::format("rows of adopted shards arrived at rank {} "
+                               "({:.3f} s after the fault)",
+                               r, seconds_since(st.t_fault)));
       if (!st.in_flight && st.started && !st.training_done)
         issue_step(self);
     }

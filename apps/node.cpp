@@ -140,6 +140,8 @@ expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
   if (!spec)
     return make_error(spec.err().code(),
                       found->path + ": job spec: " + spec.err().message());
+  if (auto err = validate(*spec))
+    return make_error(err.code(), found->path + ": " + err.message());
   o.spec = std::move(*spec);
   if (!o.quiet)
     fmt::print(stderr, "dml-node: resuming from {}\n", found->path);

@@ -172,8 +172,10 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     if (s.test_path.empty())
       return make_error(errc::bad_config, "--test: required for --role eval");
   } else if (o.role == "local" || o.role == "master") {
-    if (auto err = validate(s))
-      return err;
+    // With --resume the job spec comes from the checkpoint (checked then).
+    if (o.resume_dir.empty())
+      if (auto err = validate(s))
+        return err;
   } else if (o.master.empty()) {
     return make_error(errc::bad_config,
                       "--master: required for --role " + o.role);
@@ -199,7 +201,8 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                       "--inject: only for --role local or worker");
   if (o.min_workers == 0)
     return make_error(errc::bad_value, "--min-workers: must be at least 1");
-  if (o.min_workers > s.workers && (o.role == "local" || o.role == "master"))
+  if (o.min_workers > s.workers && o.resume_dir.empty()
+      && (o.role == "local" || o.role == "master"))
     return make_error(errc::bad_config,
                       fmt::format("--min-workers: {} is more than --workers "
                                   "{}",

@@ -84,6 +84,35 @@ sha_of() { grep -o '"params_sha256":"[0-9a-f]*"' "$1" | tail -n 1; }
 flags=(--train "$train" --test "$test_set" --model softmax --lr 0.1
        --batch-size 128 --epochs 1 --seed 3 --quiet)
 
+# A job long enough to disturb after its first epoch (about 1 s each).
+slow_flags=(--train "$train" --test "$test_set" --model mlp --hidden 64
+            --optimizer adam --lr 0.001 --batch-size 128 --epochs 3 --seed 3)
+flags3=(--train "$train" --test "$test_set" --model softmax --lr 0.1
+        --batch-size 128 --epochs 3 --seed 3 --quiet)
+
+# wait_record FILE: waits until FILE holds a metrics record (an epoch ended).
+wait_record() {
+  for _ in $(seq 1200); do
+    [ -s "$1" ] && return
+    sleep 0.05
+  done
+  cat "$dir"/*.log >&2
+  fail "no epoch record in $1"
+}
+
+# check_faulted FILE SAMPLES WORKERS: the final record counts every row once
+# per epoch, saw a fault, ended with WORKERS workers, and kept the accuracy
+# of a fault-free run (0.85 for this job) within 0.02.
+check_faulted() {
+  grep -q "\"samples\":$2," "$1" || fail "samples != $2: $(tail -n 1 "$1")"
+  grep -q '"faults":[1-9]' "$1" || fail "no fault counted: $(tail -n 1 "$1")"
+  grep -Eq "\"workers\":$3[,}]" "$1" || fail "workers != $3: $(tail -n 1 "$1")"
+  local acc
+  acc=$(grep -o '"test_accuracy":[0-9.]*' "$1" | tail -n 1 | cut -d: -f2)
+  awk -v a="$acc" 'BEGIN { exit !(a >= 0.83) }' \
+    || fail "accuracy $acc below 0.83"
+}
+
 # local_reference W K: runs the same job in one process.
 local_reference() {
   "$node" --role local --workers "$1" --aggregators "$2" "${flags[@]}" \
@@ -184,8 +213,96 @@ case "$case_name" in
     # Members end on their own; none is left behind.
     finish w0 0; finish w1 0
     ;;
+  kill9_worker)
+    # kill -9 a worker process after the first epoch: its shards move to
+    # the other two (rows shipped again), the job completes with every row
+    # counted once per epoch.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 3 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    for r in 0 1 2; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
+    done
+    wait_record "$dir/dist.jsonl"
+    kill -KILL "$w1_pid"
+    finish master
+    finish w0; finish w2
+    check_faulted "$dir/dist.jsonl" 180000 2
+    grep -q "lost: down" "$dir/master.log" || fail "no loss logged"
+    ;;
+  sigstop_worker)
+    # A frozen worker (SIGSTOP) misses the step deadline and is dropped;
+    # woken up after the job, it finds itself fenced and exits.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 3 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    for r in 0 1 2; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet \
+        --reconnect-timeout 2000
+    done
+    wait_record "$dir/dist.jsonl"
+    kill -STOP "$w1_pid"
+    finish master
+    kill -CONT "$w1_pid"
+    finish w0; finish w2
+    wait "$w1_pid" || true # fenced or master gone: either way it ends
+    check_faulted "$dir/dist.jsonl" 180000 2
+    grep -q "no answer to step" "$dir/master.log" \
+      || fail "no deadline miss logged: $(cat "$dir/master.log")"
+    ;;
+  kill_aggregator)
+    # kill -9 the only aggregator: its workers report to the master.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 2 --aggregators 1 "${slow_flags[@]}" \
+      --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    start a0 --role aggregator --master "127.0.0.1:$port" --quiet
+    for r in 0 1; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
+    done
+    wait_record "$dir/dist.jsonl"
+    kill -KILL "$a0_pid"
+    finish master
+    finish w0; finish w1
+    check_faulted "$dir/dist.jsonl" 180000 2
+    grep -q "aggregator 0 lost" "$dir/master.log" || fail "no loss logged"
+    ;;
+  kill9_master_resume)
+    # kill -9 the master mid-job; a new master resumes from the newest
+    # checkpoint on the same port; the workers rejoin by themselves. The
+    # result is bit-identical to an uninterrupted run.
+    port=$(free_port)
+    start master --role master --listen "127.0.0.1:$port" --workers 2 \
+      "${flags3[@]}" --checkpoint-dir "$dir/ck" --checkpoint-every 100 \
+      --metrics-out "$dir/first.jsonl"
+    for r in 0 1; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
+    done
+    wait_record "$dir/first.jsonl"
+    for _ in $(seq 200); do
+      ls "$dir/ck"/ckpt-*.dmlc > /dev/null 2>&1 && break
+      sleep 0.05
+    done
+    kill -KILL "$master_pid"
+    wait "$master_pid" || true
+    start again --role master --listen "127.0.0.1:$port" --workers 2 \
+      --resume "$dir/ck" --quiet --metrics-out "$dir/dist.jsonl" \
+      --model-out "$dir/dist.dml"
+    finish again
+    finish w0; finish w1
+    "$node" --role local --workers 2 "${flags3[@]}" \
+      --metrics-out "$dir/local.jsonl" --model-out "$dir/local.dml"
+    grep -q '"samples":180000' "$dir/dist.jsonl" || fail "samples != 180000"
+    [ "$(sha_of "$dir/dist.jsonl")" = "$(sha_of "$dir/local.jsonl")" ] \
+      || fail "params differ: $(sha_of "$dir/dist.jsonl") vs $(sha_of "$dir/local.jsonl")"
+    cmp -s "$dir/dist.dml" "$dir/local.dml" || fail "model files differ"
+    ;;
   *)
     fail "unknown case"
     ;;
 esac
+# No process of this case is left behind.
+for p in "${pids[@]}"; do
+  if kill -0 "$p" 2>/dev/null; then fail "process $p left behind"; fi
+done
 echo "cluster $case_name: ok"
