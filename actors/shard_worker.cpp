@@ -47,8 +47,18 @@ caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {
           && chunk.cols != st.computer->data().cols))
     return refuse("wrong shape");
   if (!st.grown) {
-    st.grown = std::make_shared<dataset>(st.computer->data());
+    // Copy the rows held into room for the new shard (one copy only).
+    auto& held = st.computer->data();
+    auto grown = std::make_shared<dataset>();
+    grown->cols = held.rows > 0 ? held.cols : chunk.cols;
+    grown->sparse = held.rows > 0 ? held.sparse : chunk.sparse;
+    reserve_rows(*grown, held.rows + size);
+    if (held.rows > 0 && !append_rows(*grown, held))
+      return refuse("rows held cannot grow");
+    st.grown = std::move(grown);
     st.computer->reset_data(st.grown);
+  } else if (got == 0) {
+    reserve_rows(*st.grown, st.grown->rows + size);
   }
   auto first_row = st.grown->rows - got;
   if (!append_rows(*st.grown, chunk_rows(chunk)))

@@ -165,6 +165,8 @@ caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
         return refuse("wrong shape");
       if (!append_rows(st.rows, chunk_rows(chunk)))
         return refuse("malformed rows");
+      if (st.rows.rows == chunk.rows)
+        reserve_rows(st.rows, st.expected_rows);
       if (st.rows.rows == st.expected_rows)
         finish_setup(self);
       return true;

@@ -200,8 +200,10 @@ int run_master_role(node_options o, const model_registry& registry,
     self->send(boss, join_atom_v, *ev);
   }
   auto host = endpoint->first;
+  // SO_REUSEADDR: a master restarted after a crash can listen on its port
+  // again while connections of the old one linger in TIME_WAIT.
   auto port = sys.middleman().publish(
-    boss, endpoint->second, host == "0.0.0.0" ? nullptr : host.c_str());
+    boss, endpoint->second, host == "0.0.0.0" ? nullptr : host.c_str(), true);
   if (!port) {
     stop_locals();
     return fail(make_error(errc::io_error,

@@ -88,6 +88,10 @@ batch_view whole(const dataset& data);
 /// (sparse row pointers rebased to 0).
 dataset copy_rows(const dataset& data, size_t first, size_t n);
 
+/// Reserves room for `rows` rows in total in `d` (dense: of `d.cols`
+/// columns), so that appending them chunk by chunk copies nothing twice.
+void reserve_rows(dataset& d, size_t rows);
+
 /// Appends every row of `src` to `dst`. An empty `dst` takes `src`'s columns
 /// and kind; otherwise they must agree.
 bool append_rows(dataset& dst, const dataset& src);
