@@ -38,34 +38,22 @@ caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {
     return refuse("no such shard");
   if (st.computer->holds(chunk.shard))
     return refuse("shard already held");
-  auto& got = st.arriving[chunk.shard];
+  auto& rows = st.arriving[chunk.shard];
   auto size = shards[chunk.shard].size();
-  if (chunk.first != got)
+  if (chunk.first != rows.rows)
     return refuse("out of order");
-  if (chunk.rows == 0 || chunk.rows > size - got
-      || (st.computer->data().rows > 0
-          && chunk.cols != st.computer->data().cols))
+  auto& held = st.computer->data();
+  if (chunk.rows == 0 || chunk.rows > size - rows.rows
+      || (held.rows > 0
+          && (chunk.cols != held.cols || chunk.sparse != held.sparse)))
     return refuse("wrong shape");
-  if (!st.grown) {
-    // Copy the rows held into room for the new shard (one copy only).
-    auto& held = st.computer->data();
-    auto grown = std::make_shared<dataset>();
-    grown->cols = held.rows > 0 ? held.cols : chunk.cols;
-    grown->sparse = held.rows > 0 ? held.sparse : chunk.sparse;
-    reserve_rows(*grown, held.rows + size);
-    if (held.rows > 0 && !append_rows(*grown, held))
-      return refuse("rows held cannot grow");
-    st.grown = std::move(grown);
-    st.computer->reset_data(st.grown);
-  } else if (got == 0) {
-    reserve_rows(*st.grown, st.grown->rows + size);
-  }
-  auto first_row = st.grown->rows - got;
-  if (!append_rows(*st.grown, chunk_rows(chunk)))
+  if (!append_rows(rows, chunk_rows(chunk)))
     return refuse("malformed rows");
-  got += chunk.rows;
-  if (got == size) {
-    st.computer->place(chunk.shard, first_row);
+  if (rows.rows == chunk.rows)
+    reserve_rows(rows, size); // the first chunk: room for the whole shard
+  if (rows.rows == size) {
+    st.computer->adopt(chunk.shard,
+                       std::make_shared<const dataset>(std::move(rows)));
     st.arriving.erase(chunk.shard);
   }
   return true;

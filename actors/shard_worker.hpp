@@ -50,10 +50,9 @@ struct shard_worker_state {
   shard_plan geometry;
   gradient_sum scratch;
   tensor_pool pool;
-  /// Rows held, grown by shards adopted from lost workers (shipped mode).
-  std::shared_ptr<dataset> grown;
-  /// Rows received so far of each shard being adopted.
-  std::map<uint32_t, uint64_t> arriving;
+  /// Shards being adopted from lost workers (shipped mode): the rows
+  /// received so far.
+  std::map<uint32_t, dataset> arriving;
   /// Replies held back by an injected hang, delay or lost gradient.
   std::map<uint64_t, std::pair<caf::response_promise, grad_msg>> held;
   uint64_t next_held = 0;

@@ -7,46 +7,72 @@
 
 namespace dml {
 
-batch_view batch_buffer::gather(const dataset& data, const uint32_t* row_ids,
-                                size_t n) {
+namespace {
+
+/// Copies the rows `row_ids[i]` of `source(i)` into a batch.
+template <class Source>
+batch_view gather_rows(Source source, size_t cols, bool sparse,
+                       const uint32_t* row_ids, size_t n,
+                       std::vector<float>& dense, std::vector<int64_t>& indptr,
+                       std::vector<int32_t>& indices,
+                       std::vector<float>& values,
+                       std::vector<float>& targets) {
   batch_view v;
   v.rows = n;
-  v.cols = data.cols;
-  targets_.resize(n);
+  v.cols = cols;
+  targets.resize(n);
   for (size_t i = 0; i < n; ++i)
-    targets_[i] = data.targets[row_ids[i]];
-  v.targets = targets_.data();
-  if (!data.sparse) {
-    dense_.resize(n * data.cols);
+    targets[i] = source(i).targets[row_ids[i]];
+  v.targets = targets.data();
+  if (!sparse) {
+    dense.resize(n * cols);
     for (size_t i = 0; i < n; ++i)
-      std::memcpy(dense_.data() + i * data.cols,
-                  data.dense.data() + size_t{row_ids[i]} * data.cols,
-                  data.cols * sizeof(float));
-    v.dense = dense_.data();
+      std::memcpy(dense.data() + i * cols,
+                  source(i).dense.data() + size_t{row_ids[i]} * cols,
+                  cols * sizeof(float));
+    v.dense = dense.data();
     return v;
   }
-  indptr_.resize(n + 1);
-  indptr_[0] = 0;
+  indptr.resize(n + 1);
+  indptr[0] = 0;
   for (size_t i = 0; i < n; ++i) {
+    auto& d = source(i);
     auto r = row_ids[i];
-    indptr_[i + 1] = indptr_[i] + (data.csr.indptr[r + 1] - data.csr.indptr[r]);
+    indptr[i + 1] = indptr[i] + (d.csr.indptr[r + 1] - d.csr.indptr[r]);
   }
-  auto nnz = static_cast<size_t>(indptr_[n]);
-  indices_.resize(nnz);
-  values_.resize(nnz);
+  auto nnz = static_cast<size_t>(indptr[n]);
+  indices.resize(nnz);
+  values.resize(nnz);
   for (size_t i = 0; i < n; ++i) {
+    auto& d = source(i);
     auto r = row_ids[i];
-    auto first = static_cast<size_t>(data.csr.indptr[r]);
-    auto len = static_cast<size_t>(data.csr.indptr[r + 1]) - first;
-    std::copy_n(data.csr.indices.data() + first, len,
-                indices_.data() + indptr_[i]);
-    std::copy_n(data.csr.values.data() + first, len,
-                values_.data() + indptr_[i]);
+    auto first = static_cast<size_t>(d.csr.indptr[r]);
+    auto len = static_cast<size_t>(d.csr.indptr[r + 1]) - first;
+    std::copy_n(d.csr.indices.data() + first, len, indices.data() + indptr[i]);
+    std::copy_n(d.csr.values.data() + first, len, values.data() + indptr[i]);
   }
-  v.indptr = indptr_.data();
-  v.indices = indices_.data();
-  v.values = values_.data();
+  v.indptr = indptr.data();
+  v.indices = indices.data();
+  v.values = values.data();
   return v;
+}
+
+} // namespace
+
+batch_view batch_buffer::gather(const dataset& data, const uint32_t* row_ids,
+                                size_t n) {
+  return gather_rows([&](size_t) -> const dataset& { return data; },
+                     data.cols, data.sparse, row_ids, n, dense_, indptr_,
+                     indices_, values_, targets_);
+}
+
+batch_view batch_buffer::gather(const dataset* const* sources,
+                                const uint32_t* row_ids, size_t n) {
+  if (n == 0)
+    return batch_view{};
+  return gather_rows([&](size_t i) -> const dataset& { return *sources[i]; },
+                     sources[0]->cols, sources[0]->sparse, row_ids, n, dense_,
+                     indptr_, indices_, values_, targets_);
 }
 
 batch_view batch_buffer::slice(const dataset& data, size_t first, size_t n) {

@@ -68,6 +68,11 @@ public:
   /// view of them, in that order.
   batch_view gather(const dataset& data, const uint32_t* row_ids, size_t n);
 
+  /// Like `gather`, but row `i` comes from `*sources[i]`; every source has
+  /// the same columns and kind (dense or sparse).
+  batch_view gather(const dataset* const* sources, const uint32_t* row_ids,
+                    size_t n);
+
   /// Returns a view of the contiguous rows `[first, first + n)` of `data`
   /// without copying anything.
   static batch_view slice(const dataset& data, size_t first, size_t n);

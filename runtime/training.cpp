@@ -158,7 +158,14 @@ void shard_computer::place(uint32_t id, uint64_t first) {
 }
 
 bool shard_computer::holds(uint32_t id) const noexcept {
-  return base_.empty() || (id < base_.size() && base_[id] >= 0);
+  return base_.empty() || (id < base_.size() && base_[id] >= 0)
+         || (id < adopted_.size() && adopted_[id]);
+}
+
+void shard_computer::adopt(uint32_t id, std::shared_ptr<const dataset> rows) {
+  if (adopted_.size() <= id)
+    adopted_.resize(id + 1);
+  adopted_[id] = std::move(rows);
 }
 
 error shard_computer::compute(model& m, const float* params, uint64_t epoch,
@@ -166,6 +173,8 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
                               const std::vector<shard>& shards,
                               gradient_sum& out) {
   rows_.clear();
+  sources_.clear();
+  bool mixed = false;
   for (auto& sp : spans) {
     if (sp.shard >= shards.size())
       return make_error(errc::protocol_violation,
@@ -175,18 +184,24 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
       return make_error(errc::protocol_violation,
                         fmt::format("rows {}+{} outside shard {} of {} rows",
                                     sp.offset, sp.count, sp.shard, s.size()));
+    const dataset* src = data_.get();
     uint64_t first = s.begin;
-    if (!base_.empty()) {
+    if (sp.shard < adopted_.size() && adopted_[sp.shard]) {
+      src = adopted_[sp.shard].get();
+      first = 0;
+      mixed = true;
+    } else if (!base_.empty()) {
       if (sp.shard >= base_.size() || base_[sp.shard] < 0)
         return make_error(errc::protocol_violation,
                           fmt::format("shard {} is not held here", sp.shard));
       first = static_cast<uint64_t>(base_[sp.shard]);
     }
-    if (first + s.size() > data_->rows)
+    if (first + s.size() > src->rows)
       return make_error(errc::protocol_violation,
                         fmt::format("shard {} lies outside the {} rows held",
-                                    sp.shard, data_->rows));
+                                    sp.shard, src->rows));
     span_rows(sp, first, order(epoch, s), rows_);
+    sources_.resize(rows_.size(), src);
   }
   out.values.resize(m.num_params());
   out.count = rows_.size();
@@ -195,7 +210,9 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
     out.loss = 0;
     return {};
   }
-  auto batch = buf_.gather(*data_, rows_.data(), rows_.size());
+  auto batch = mixed
+                 ? buf_.gather(sources_.data(), rows_.data(), rows_.size())
+                 : buf_.gather(*data_, rows_.data(), rows_.size());
   out.loss = m.loss_and_gradient(params, batch, out.values.data());
   return {};
 }

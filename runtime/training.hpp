@@ -94,11 +94,9 @@ public:
   /// Returns whether spans of shard `id` can be computed here.
   bool holds(uint32_t id) const noexcept;
 
-  /// Replaces the rows held by `data`, which must keep every placed shard
-  /// at its place (a copy with rows appended).
-  void reset_data(std::shared_ptr<const dataset> data) {
-    data_ = std::move(data);
-  }
+  /// Holds shard `id` from now on: its rows are all of `rows` (a shard
+  /// adopted from a lost worker, shipped on its own).
+  void adopt(uint32_t id, std::shared_ptr<const dataset> rows);
 
   const dataset& data() const noexcept {
     return *data_;
@@ -117,6 +115,10 @@ private:
   std::shared_ptr<const dataset> data_;
   uint64_t seed_;
   std::vector<int64_t> base_;
+  /// Adopted shards by id (null: not adopted), and the source of each row
+  /// of a step that uses one.
+  std::vector<std::shared_ptr<const dataset>> adopted_;
+  std::vector<const dataset*> sources_;
   uint64_t cached_epoch_ = UINT64_MAX;
   std::vector<std::vector<uint32_t>> orders_;
   std::vector<uint32_t> rows_;

@@ -26,6 +26,24 @@ job_spec fashion_softmax() {
   return s;
 }
 
+/// Returns `d` in CSR form (every other column dropped, to be sparse).
+dataset to_sparse(const dataset& d) {
+  dataset s;
+  s.rows = d.rows;
+  s.cols = d.cols;
+  s.sparse = true;
+  s.targets = d.targets;
+  s.csr.indptr.push_back(0);
+  for (size_t r = 0; r < d.rows; ++r) {
+    for (size_t c = r % 2; c < d.cols; c += 2) {
+      s.csr.indices.push_back(static_cast<int32_t>(c));
+      s.csr.values.push_back(d.dense[r * d.cols + c]);
+    }
+    s.csr.indptr.push_back(static_cast<int64_t>(s.csr.indices.size()));
+  }
+  return s;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(training)
@@ -135,6 +153,56 @@ BOOST_AUTO_TEST_CASE(test_label_outside_classes_is_an_error) {
              == spec.test_path
                + ": row 2: label 2 is outside the model's 2 "
                  "classes");
+}
+
+// A worker computes the same gradient whether it holds the whole set, only
+// its shards at their places, or a shard adopted later as rows of its own
+// (dense and sparse).
+BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
+  model_registry models;
+  register_builtin_models(models);
+  for (bool sparse : {false, true}) {
+    synthetic_options o;
+    o.rows = 90;
+    o.cols = 6;
+    o.classes = 3;
+    auto dense = make_classification(o);
+    auto full = std::make_shared<const dataset>(
+      sparse ? to_sparse(dense) : dense);
+    job_spec spec;
+    spec.model = "softmax";
+    auto cfg = make_model_config(spec, o.cols, 3);
+    auto m = models.make(cfg);
+    BOOST_REQUIRE(static_cast<bool>(m));
+    auto params = (*m)->init(5);
+    shard_plan geo{full->rows, 3};
+    std::vector<row_span> spans{{0, 2, 7}, {2, 0, 11}};
+    gradient_sum want;
+    shard_computer all{full, 9};
+    BOOST_REQUIRE(!all.compute(**m, params.data(), 1, spans, geo.shards(),
+                               want));
+    // Shard 0 placed at row 0 of a partial copy, shard 2 adopted.
+    auto& s0 = geo.shards()[0];
+    auto& s2 = geo.shards()[2];
+    auto part = std::make_shared<const dataset>(
+      copy_rows(*full, s0.begin, s0.size()));
+    shard_computer some{part, 9};
+    some.hold_none(3);
+    some.place(0, 0);
+    BOOST_TEST(!some.holds(2));
+    gradient_sum got;
+    auto refused = some.compute(**m, params.data(), 1, spans, geo.shards(),
+                                got);
+    BOOST_TEST(refused.message() == "shard 2 is not held here");
+    some.adopt(2, std::make_shared<const dataset>(
+                    copy_rows(*full, s2.begin, s2.size())));
+    BOOST_TEST(some.holds(2));
+    BOOST_REQUIRE(!some.compute(**m, params.data(), 1, spans, geo.shards(),
+                                got));
+    BOOST_TEST(got.count == 18u);
+    BOOST_TEST(got.loss == want.loss);
+    BOOST_TEST(got.values == want.values);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
