@@ -392,6 +392,12 @@ void complete_step(self_ptr self) {
   auto took = seconds_since(st.t_step);
   st.mean_step_s = st.mean_step_s == 0 ? took
                                        : 0.9 * st.mean_step_s + 0.1 * took;
+  if (st.resuming) {
+    st.resuming = false;
+    st.out->note(fmt::format("first step after resuming completed ({:.3f} s "
+                             "after the members joined)",
+                             seconds_since(st.t_start)));
+  }
   if (st.recovering) {
     st.recovering = false;
     auto secs = seconds_since(st.t_fault);
@@ -406,7 +412,7 @@ void complete_step(self_ptr self) {
   auto secs = st.train_s + seconds_since(st.t_epoch);
   st.out->progress(st.epoch + 1, st.epoch_samples,
                    st.epoch_loss / static_cast<double>(st.epoch_samples),
-                   secs > 0 ? st.samples / secs : 0);
+                   secs > 0 ? st.samples / secs : 0, st.faults);
   next_step(self);
 }
 
@@ -637,6 +643,7 @@ void start(self_ptr self) {
     }
     st.out->note(fmt::format("resumed at step {} (epoch {}, {} samples)",
                              st.step, st.epoch + 1, st.samples));
+    st.resuming = true;
   }
   // Aggregator g serves a contiguous block of ranks.
   auto k = st.aggregators.size();

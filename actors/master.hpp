@@ -129,6 +129,8 @@ struct master_state {
   /// Waiting for joiners (too few workers); `wait_id` names the deadline.
   bool waiting = false;
   uint64_t wait_id = 0;
+  /// Set from resuming until the first step completed.
+  bool resuming = false;
 
   // Counters.
   uint64_t samples = 0;

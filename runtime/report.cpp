@@ -1,5 +1,7 @@
 #include "runtime/report.hpp"
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 
@@ -66,7 +68,7 @@ void reporter::clear_line() {
 }
 
 void reporter::progress(uint32_t epoch, uint64_t epoch_samples, double loss,
-                        double samples_per_s) {
+                        double samples_per_s, uint64_t faults) {
   if (opts_.quiet || !opts_.terminal)
     return;
   auto now = std::chrono::steady_clock::now();
@@ -80,8 +82,9 @@ void reporter::progress(uint32_t epoch, uint64_t epoch_samples, double loss,
   double pct = opts_.rows ? 100.0 * epoch_samples / opts_.rows : 0;
   fmt::print(stderr,
              "\r\033[Kepoch {}/{} {:5.1f}% loss {:.4f} {:.0f} samples/s "
-             "ETA {:.0f}s",
-             epoch, opts_.epochs, pct, loss, samples_per_s, eta);
+             "ETA {:.0f}s{}",
+             epoch, opts_.epochs, pct, loss, samples_per_s, eta,
+             faults > 0 ? fmt::format(" faults {}", faults) : "");
   std::fflush(stderr);
   line_shown_ = true;
 }
@@ -164,6 +167,15 @@ std::string reporter::final(const final_record& r) {
                r.train_s > 0 ? r.samples / r.train_s : 0.0,
                r.has_test ? ", " : "",
                r.has_test ? test_summary(opts_.task, r.test) : "");
+    if (r.faults > 0) {
+      double worst = 0;
+      for (auto s : r.recovery_s)
+        worst = std::max(worst, s);
+      fmt::print(stderr,
+                 "faults: {} seen, {} steps redone, slowest recovery {:.3f} "
+                 "s, {} workers at the end\n",
+                 r.faults, r.steps_redone, worst, r.workers);
+    }
     std::fflush(stderr);
   }
   return text;

@@ -77,7 +77,7 @@ public:
 
   /// Updates the progress line (terminal only, at most ten times a second).
   void progress(uint32_t epoch, uint64_t epoch_samples, double loss,
-                double samples_per_s);
+                double samples_per_s, uint64_t faults = 0);
 
   /// Prints one line of news (a fault, a recovery, a resume) on its own
   /// line, unless quiet.

@@ -55,4 +55,20 @@ printf 'x1,x2,label\n1,2,0\n3,4\n' > "$dir/ragged.csv"
 expect_error 1 "ragged.csv:3" --role local --train "$dir/ragged.csv"
 head -c 100 "$dir/m.dml" > "$dir/cut.dml"
 expect_error 1 "cut.dml: truncated" --role eval --model-in "$dir/cut.dml" --test "$dir/test.csv"
+expect_error 1 "--resume $dir/none: no such folder" --role local --resume "$dir/none"
+mkdir -p "$dir/empty"
+expect_error 1 "no valid checkpoint (the folder holds none)" --role local --resume "$dir/empty"
+expect_error 2 "--inject 'crash:rank=1': unknown fault 'crash'" --role local --train "$dir/train.csv" --inject crash:rank=1
+
+# Checkpoints, then resuming from one: the same parameters as the whole run.
+"$node" --role local --train "$dir/train.csv" --model logistic --epochs 3 \
+  --batch-size 16 --workers 2 --checkpoint-dir "$dir/ck" --checkpoint-every 7 \
+  --metrics-out "$dir/whole.jsonl" --quiet
+[ "$(ls "$dir/ck" | wc -l)" -eq 3 ] || fail "expected the newest 3 checkpoints: $(ls "$dir/ck")"
+"$node" --role local --resume "$dir/ck" --metrics-out "$dir/resumed.jsonl" \
+  2> "$dir/resume.err"
+grep -q "resuming from $dir/ck/ckpt-" "$dir/resume.err" || fail "no resume line: $(cat "$dir/resume.err")"
+sha() { grep -o '"params_sha256":"[0-9a-f]*"' "$1"; }
+[ "$(sha "$dir/whole.jsonl")" = "$(sha "$dir/resumed.jsonl")" ] || fail "resumed params differ"
+grep -q '"samples":600,' "$dir/resumed.jsonl" || fail "resumed samples: $(tail -n 1 "$dir/resumed.jsonl")"
 echo "dml-node smoke: ok"

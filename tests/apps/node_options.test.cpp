@@ -82,6 +82,44 @@ BOOST_AUTO_TEST_CASE(impossible_configs_are_refused) {
   BOOST_TEST(lr.err().message().rfind("--lr: ", 0) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(fault_tolerance_flags_parse_and_refuse_nonsense) {
+  auto ok = parse({"--role", "local", "--train", "x", "--workers", "3",
+                   "--min-workers", "2", "--checkpoint-dir", "ck",
+                   "--inject", "kill:rank=2,step=40", "--inject=hang:rank=1,"
+                   "step=10,ms=3000;delay:rank=1,ms=20"});
+  BOOST_REQUIRE(ok);
+  BOOST_TEST(ok->min_workers == 2u);
+  BOOST_TEST(ok->checkpoint_every == 100u); // the default with a folder
+  BOOST_TEST(ok->faults.size() == 3u);
+  BOOST_TEST(!ok->step_timeout_given); // adaptive
+  auto fixed = parse({"--role", "local", "--train", "x", "--step-timeout",
+                      "500"});
+  BOOST_REQUIRE(fixed);
+  BOOST_TEST(fixed->step_timeout_given);
+  BOOST_TEST(fixed->step_timeout_ms == 500u);
+  auto check = [](std::vector<const char*> args, const std::string& msg) {
+    auto o = parse(std::move(args));
+    BOOST_REQUIRE(!o);
+    BOOST_TEST(o.err().message() == msg);
+  };
+  check({"--role", "local", "--train", "x", "--workers", "2", "--min-workers",
+         "3"},
+        "--min-workers: 3 is more than --workers 2");
+  check({"--role", "local", "--train", "x", "--min-workers", "0"},
+        "--min-workers: must be at least 1");
+  check({"--role", "local", "--train", "x", "--checkpoint-every", "5"},
+        "--checkpoint-every: needs --checkpoint-dir");
+  check({"--role", "worker", "--master", "h:1", "--checkpoint-dir", "ck"},
+        "--checkpoint-dir, --resume: only for --role local or master");
+  check({"--role", "master", "--train", "x", "--inject",
+         "kill:rank=0,step=1"},
+        "--inject: only for --role local or worker");
+  check({"--role", "local", "--train", "x", "--inject", "kill:rank=0"},
+        "--inject 'kill:rank=0': step is required");
+  // With --resume the job comes from the checkpoint: no --train needed.
+  BOOST_TEST(static_cast<bool>(parse({"--role", "master", "--resume", "ck"})));
+}
+
 BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
   auto path = std::filesystem::temp_directory_path()
     / ("dml-node-" + std::to_string(::getpid()) + ".ini");
