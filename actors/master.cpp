@@ -185,6 +185,21 @@ std::string write_checkpoint(self_ptr self) {
                      st.setup.checkpoint_dir);
 }
 
+/// Copies the state and writes it on a thread of its own; its exit reason
+/// carries a failure (see on_down).
+void write_checkpoint_in_background(self_ptr self) {
+  auto& st = self->state;
+  auto job = [c = make_checkpoint(self), dir = st.setup.checkpoint_dir,
+              keep = st.setup.checkpoint_keep](caf::event_based_actor* w) {
+    if (auto err = save_checkpoint(dir, c, keep))
+      w->quit(to_caf(err));
+    else
+      w->quit();
+  };
+  auto writer = self->spawn<caf::detached + caf::monitored>(std::move(job));
+  st.ckpt_writer = writer.address();
+}
+
 /// Counts a fault and starts its recovery clock.
 void note_fault(self_ptr self, const std::string& what) {
   auto& st = self->state;
@@ -407,8 +422,12 @@ void complete_step(self_ptr self) {
                              st.step, secs));
   }
   if (st.setup.checkpoint_every > 0
-      && st.step % st.setup.checkpoint_every == 0)
-    write_checkpoint(self);
+      && st.step % st.setup.checkpoint_every == 0) {
+    if (!st.setup.checkpoint_in_background)
+      write_checkpoint(self);
+    else if (!st.ckpt_writer)
+      write_checkpoint_in_background(self);
+  }
   auto secs = st.train_s + seconds_since(st.t_epoch);
   st.out->progress(st.epoch + 1, st.epoch_samples,
                    st.epoch_loss / static_cast<double>(st.epoch_samples),
@@ -801,6 +820,13 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
 /// data shipper) went away.
 void on_down(self_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
+  if (msg.source == st.ckpt_writer) {
+    st.ckpt_writer = nullptr;
+    if (msg.reason)
+      st.out->note("warning: checkpoint not written: "
+                   + describe(msg.reason));
+    return;
+  }
   if (auto i = st.shippers.find(msg.source); i != st.shippers.end()) {
     auto r = i->second;
     st.shippers.erase(i);

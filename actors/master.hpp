@@ -51,6 +51,10 @@ struct master_setup {
   std::string checkpoint_dir;
   uint64_t checkpoint_every = 0;
   size_t checkpoint_keep = 3;
+  /// Write periodic checkpoints on a thread of their own (the step loop only
+  /// copies the state); a checkpoint due while the last is still being
+  /// written is skipped. Off: written in the step loop (tests).
+  bool checkpoint_in_background = true;
   /// Where to start from instead of step 0 (`--resume`).
   std::shared_ptr<const checkpoint> resume;
   /// Injected faults the master carries out (`kill-aggregator`).
@@ -131,6 +135,8 @@ struct master_state {
   uint64_t wait_id = 0;
   /// Set from resuming until the first step completed.
   bool resuming = false;
+  /// The background checkpoint writer in flight, if any.
+  caf::actor_addr ckpt_writer;
 
   // Counters.
   uint64_t samples = 0;

@@ -104,6 +104,7 @@ struct graph_fixture : deterministic_fixture {
     ms.checkpoint_dir = o.checkpoint_dir;
     ms.checkpoint_every = o.checkpoint_every;
     ms.checkpoint_keep = o.checkpoint_keep;
+    ms.checkpoint_in_background = false; // files complete when the job ends
     ms.resume = o.resume;
     ms.faults = o.faults;
     auto boss = sys.spawn(master, ms);
