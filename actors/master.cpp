@@ -427,6 +427,8 @@ void complete_step(self_ptr self) {
       write_checkpoint(self);
     else if (!st.ckpt_writer)
       write_checkpoint_in_background(self);
+    else
+      st.ckpt_due = true;
   }
   auto secs = st.train_s + seconds_since(st.t_epoch);
   st.out->progress(st.epoch + 1, st.epoch_samples,
@@ -825,6 +827,10 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
     if (msg.reason)
       st.out->note("warning: checkpoint not written: "
                    + describe(msg.reason));
+    if (st.ckpt_due && !st.training_done) {
+      st.ckpt_due = false;
+      write_checkpoint_in_background(self);
+    }
     return;
   }
   if (auto i = st.shippers.find(msg.source); i != st.shippers.end()) {

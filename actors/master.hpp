@@ -53,7 +53,8 @@ struct master_setup {
   size_t checkpoint_keep = 3;
   /// Write periodic checkpoints on a thread of their own (the step loop only
   /// copies the state); a checkpoint due while the last is still being
-  /// written is skipped. Off: written in the step loop (tests).
+  /// written is taken when that one is done (of the state then). Off:
+  /// written in the step loop (tests).
   bool checkpoint_in_background = true;
   /// Where to start from instead of step 0 (`--resume`).
   std::shared_ptr<const checkpoint> resume;
@@ -135,8 +136,10 @@ struct master_state {
   uint64_t wait_id = 0;
   /// Set from resuming until the first step completed.
   bool resuming = false;
-  /// The background checkpoint writer in flight, if any.
+  /// The background checkpoint writer in flight, if any, and whether
+  /// another checkpoint fell due meanwhile.
   caf::actor_addr ckpt_writer;
+  bool ckpt_due = false;
 
   // Counters.
   uint64_t samples = 0;
