@@ -90,7 +90,7 @@ expected<caf::actor> connect_with_retry(caf::actor_system& sys,
                                     host, port, opts.connect_timeout.count(),
                                     last));
     std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
   }
 }
 
