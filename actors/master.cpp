@@ -367,30 +367,49 @@ void lose_aggregator(self_ptr self, size_t g, const std::string& why) {
 void complete_step(self_ptr self) {
   auto& st = self->state;
   st.in_flight = false;
-  auto& sum = st.grad;
-  st.reduction.take(sum);
   auto progress = static_cast<double>(st.samples)
     / static_cast<double>(st.setup.rows);
-  if (sum.values.size() != st.params->size()) {
-    fail(self,
-         make_caf_error(errc::shape_mismatch,
-                        "master: the step's gradient has the wrong "
-                        "size"));
-    return;
-  }
-  auto count = sum.count;
-  st.epoch_loss += sum.loss;
+  auto& spec = st.setup.spec;
+  auto n = st.params->size();
   // Copy-on-write: a worker may still hold the parameters it was sent, so
   // update out of place into a free buffer (no extra copy pass).
-  auto& instance = *st.setup.instance;
-  if (st.params.use_count() > 1) {
-    auto fresh = st.param_pool.acquire(st.params->size());
-    apply_step(instance, st.setup.spec, sum, progress, st.params->data(),
-               fresh->data(), st.opt);
-    st.params = std::move(fresh);
+  const float* in = st.params->data();
+  std::shared_ptr<std::vector<float>> fresh;
+  if (st.params.use_count() > 1)
+    fresh = st.param_pool.acquire(n);
+  float* out = fresh ? fresh->data() : st.params->data();
+  uint64_t count = 0;
+  auto& parts = st.reduction.parts();
+  if (spec.l2 <= 0 && (parts.size() == 1 || parts.size() == 2)) {
+    // Sum, scale and update in one pass over the parts (same bits as the
+    // buffered path below).
+    const float* views[2] = {nullptr, nullptr};
+    double loss = 0;
+    for (size_t k = 0; k < parts.size(); ++k) {
+      count += parts[k].count;
+      loss += parts[k].loss;
+      views[k] = parts[k].values->data();
+    }
+    st.epoch_loss += loss;
+    apply_step_fused(spec, views, parts.size(), count, loss, progress, in,
+                     out, n, st.opt);
+    st.reduction.clear();
   } else {
-    apply_step(instance, st.setup.spec, sum, progress, *st.params, st.opt);
+    auto& sum = st.grad;
+    st.reduction.take(sum);
+    if (sum.values.size() != n) {
+      fail(self,
+           make_caf_error(errc::shape_mismatch,
+                          "master: the step's gradient has the wrong "
+                          "size"));
+      return;
+    }
+    count = sum.count;
+    st.epoch_loss += sum.loss;
+    apply_step(*st.setup.instance, spec, sum, progress, in, out, st.opt);
   }
+  if (fresh)
+    st.params = std::move(fresh);
   std::vector<row_span> spans;
   for (auto& a : st.work)
     spans.insert(spans.end(), a.spans.begin(), a.spans.end());

@@ -86,27 +86,37 @@ namespace {
 // `InPlace` instantiates the loops with `in == out` known to the compiler: a
 // runtime overlap check would otherwise send in-place updates down GCC's
 // scalar fallback.
-template <bool InPlace>
+//
+// `Grad` yields the gradient of element `i`: a load, or a sum and a scaling
+// of partial gradients computed in registers (the same float operations as
+// storing the sum, scaling it in place and loading it). This file is built
+// with -ffp-contract=off, so no multiply-add is formed differently for the
+// two.
+template <bool InPlace, class Grad>
 void update(const optimizer_config& cfg, float lr, optimizer_state& st,
-            const float* in_ptr, float* out, const float* grad, size_t n) {
+            const float* in_ptr, float* out, Grad grad, size_t n) {
   const float* in = InPlace ? out : in_ptr;
   ++st.updates;
   switch (cfg.kind) {
     case optimizer_kind::sgd:
-      for (size_t i = 0; i < n; ++i)
-        out[i] = in[i] - lr * grad[i];
+      for (size_t i = 0; i < n; ++i) {
+        const float g_i = grad(i);
+        out[i] = in[i] - lr * g_i;
+      }
       break;
     case optimizer_kind::momentum: {
       float* m = st.m.data();
       const float mu = cfg.momentum;
       if (cfg.nesterov) {
         for (size_t i = 0; i < n; ++i) {
-          m[i] = mu * m[i] + grad[i];
-          out[i] = in[i] - lr * (grad[i] + mu * m[i]);
+          const float g_i = grad(i);
+          m[i] = mu * m[i] + g_i;
+          out[i] = in[i] - lr * (g_i + mu * m[i]);
         }
       } else {
         for (size_t i = 0; i < n; ++i) {
-          m[i] = mu * m[i] + grad[i];
+          const float g_i = grad(i);
+          m[i] = mu * m[i] + g_i;
           out[i] = in[i] - lr * m[i];
         }
       }
@@ -124,8 +134,9 @@ void update(const optimizer_config& cfg, float lr, optimizer_state& st,
       const float sc2 = std::sqrt(c2);
       const float eps = cfg.epsilon;
       for (size_t i = 0; i < n; ++i) {
-        m[i] = b1 * m[i] + (1.0f - b1) * grad[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * grad[i] * grad[i];
+        const float g_i = grad(i);
+        m[i] = b1 * m[i] + (1.0f - b1) * g_i;
+        v[i] = b2 * v[i] + (1.0f - b2) * g_i * g_i;
         out[i] = in[i] - step * m[i] / (std::sqrt(v[i]) / sc2 + eps);
       }
       break;
@@ -137,15 +148,40 @@ void update(const optimizer_config& cfg, float lr, optimizer_state& st,
 
 void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
                   float* params, const float* grad, size_t n) {
-  update<true>(cfg, lr, st, params, params, grad, n);
+  auto g = [grad](size_t i) { return grad[i]; };
+  update<true>(cfg, lr, st, params, params, g, n);
 }
 
 void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
                   const float* in, float* out, const float* grad, size_t n) {
+  auto g = [grad](size_t i) { return grad[i]; };
   if (in == out)
-    update<true>(cfg, lr, st, in, out, grad, n);
+    update<true>(cfg, lr, st, in, out, g, n);
   else
-    update<false>(cfg, lr, st, in, out, grad, n);
+    update<false>(cfg, lr, st, in, out, g, n);
+}
+
+void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
+                  const float* in, float* out, const float* const* parts,
+                  size_t nparts, float scale, size_t n) {
+  const float* a = parts[0];
+  if (nparts == 1) {
+    auto g = [a, scale](size_t i) { return a[i] * scale; };
+    if (in == out)
+      update<true>(cfg, lr, st, in, out, g, n);
+    else
+      update<false>(cfg, lr, st, in, out, g, n);
+    return;
+  }
+  const float* b = parts[1];
+  auto g = [a, b, scale](size_t i) {
+    const float sum = a[i] + b[i];
+    return sum * scale;
+  };
+  if (in == out)
+    update<true>(cfg, lr, st, in, out, g, n);
+  else
+    update<false>(cfg, lr, st, in, out, g, n);
 }
 
 } // namespace dml

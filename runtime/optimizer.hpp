@@ -82,4 +82,12 @@ void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
 void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
                   const float* in, float* out, const float* grad, size_t n);
 
+/// Like `apply_update` with the gradient `scale * (parts[0] + parts[1])`
+/// (`nparts` is 1 or 2), computed element by element inside the update: one
+/// pass over memory instead of three (sum, scale, update), and the same bits
+/// as summing into a buffer, scaling it and calling `apply_update`.
+void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
+                  const float* in, float* out, const float* const* parts,
+                  size_t nparts, float scale, size_t n);
+
 } // namespace dml

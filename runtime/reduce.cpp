@@ -64,6 +64,10 @@ void ordered_reduction::take(gradient_sum& out) {
         dst[i] += src[i];
     }
   }
+  clear();
+}
+
+void ordered_reduction::clear() {
   parts_.clear();
   have_.clear();
   ranks_.clear();

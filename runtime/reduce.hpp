@@ -45,6 +45,16 @@ public:
   /// (reusing its buffer) and drops the parts. Requires `complete()`.
   void take(gradient_sum& out);
 
+  /// Returns the stored parts in rank order (valid until `clear`), for a
+  /// consumer that adds them itself (`apply_step_fused`). Requires
+  /// `complete()`.
+  const std::vector<gradient_part>& parts() const noexcept {
+    return parts_;
+  }
+
+  /// Drops the parts.
+  void clear();
+
 private:
   std::vector<int32_t> ranks_;
   std::vector<gradient_part> parts_;

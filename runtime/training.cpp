@@ -118,17 +118,31 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
 double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, const float* in, float* out,
                   optimizer_state& opt) {
+  if (spec.l2 <= 0) {
+    const float* part = sum.values.data();
+    return apply_step_fused(spec, &part, 1, sum.count, sum.loss, progress, in,
+                            out, sum.values.size(), opt);
+  }
   auto count = static_cast<double>(sum.count == 0 ? 1 : sum.count);
   auto scale = static_cast<float>(1.0 / count);
   for (auto& g : sum.values)
     g *= scale;
-  double penalty = 0;
-  if (spec.l2 > 0)
-    penalty = m.add_l2(in, spec.l2, sum.values.data());
+  auto penalty = m.add_l2(in, spec.l2, sum.values.data());
   auto lr = learning_rate(spec.opt, progress, spec.epochs);
   apply_update(spec.opt, lr, opt, in, out, sum.values.data(),
                sum.values.size());
   return sum.loss / count + penalty;
+}
+
+double apply_step_fused(const job_spec& spec, const float* const* parts,
+                        size_t nparts, uint64_t count, double loss,
+                        double progress, const float* in, float* out,
+                        size_t n, optimizer_state& opt) {
+  auto rows = static_cast<double>(count == 0 ? 1 : count);
+  auto scale = static_cast<float>(1.0 / rows);
+  auto lr = learning_rate(spec.opt, progress, spec.epochs);
+  apply_update(spec.opt, lr, opt, in, out, parts, nparts, scale, n);
+  return loss / rows;
 }
 
 shard_computer::shard_computer(std::shared_ptr<const dataset> data,

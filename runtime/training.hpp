@@ -73,6 +73,17 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
                   double progress, const float* in, float* out,
                   optimizer_state& opt);
 
+/// Applies a step whose gradient sum is `parts[0] (+ parts[1])` over
+/// `count` rows (`nparts` is 1 or 2; `n` floats each), fused into the
+/// optimizer's pass, reading the parameters from `in` and writing `out`.
+/// Requires `spec.l2 == 0` (the L2 term needs the summed gradient: sum into
+/// a buffer and use `apply_step`). Same bits as `apply_step` on the sum.
+/// Returns the mean loss.
+double apply_step_fused(const job_spec& spec, const float* const* parts,
+                        size_t nparts, uint64_t count, double loss,
+                        double progress, const float* in, float* out,
+                        size_t n, optimizer_state& opt);
+
 /// Computes one worker's gradient over spans of the shard plan. By default
 /// the data holds every training row (shard `s` starts at row `s.begin`); a
 /// worker that holds only some shards says where each one starts with

@@ -115,6 +115,60 @@ BOOST_AUTO_TEST_CASE(state_restores_exactly) {
   BOOST_TEST(st.v == saved.v);
 }
 
+// The fused update (sum, scale and update in one pass) gives the bits of
+// summing into a buffer, scaling it and updating, for every optimizer, one or
+// two parts, in place or not, over many steps and an odd length (so that the
+// vectorized loop and its scalar remainder both run).
+BOOST_AUTO_TEST_CASE(fused_update_equals_buffered_update_bit_for_bit) {
+  const size_t n = 1037;
+  std::vector<float> a(n), b(n);
+  uint32_t x = 12345;
+  auto next = [&] {
+    x = x * 1664525u + 1013904223u;
+    return static_cast<float>(static_cast<int32_t>(x >> 8) - (1 << 23))
+           / static_cast<float>(1 << 20);
+  };
+  for (auto kind : {optimizer_kind::sgd, optimizer_kind::momentum,
+                    optimizer_kind::adam}) {
+    for (bool nesterov : {false, true}) {
+      for (size_t nparts : {1u, 2u}) {
+        optimizer_config cfg;
+        cfg.kind = kind;
+        cfg.nesterov = nesterov;
+        std::vector<float> p1(n, 0.5f), p2(n, 0.5f), p3(n, 0.5f), sum(n);
+        auto s1 = make_optimizer_state(cfg, n);
+        auto s2 = s1;
+        auto s3 = s1;
+        for (int step = 0; step < 5; ++step) {
+          for (size_t i = 0; i < n; ++i) {
+            a[i] = next();
+            b[i] = next();
+          }
+          const float scale = 1.0f / 37.0f;
+          for (size_t i = 0; i < n; ++i)
+            sum[i] = nparts == 2 ? a[i] + b[i] : a[i];
+          for (auto& g : sum)
+            g *= scale;
+          apply_update(cfg, 0.01f, s1, p1.data(), sum.data(), n);
+          const float* parts[] = {a.data(), b.data()};
+          apply_update(cfg, 0.01f, s2, p2.data(), p2.data(), parts, nparts,
+                       scale, n);
+          std::vector<float> out(n);
+          apply_update(cfg, 0.01f, s3, p3.data(), out.data(), parts, nparts,
+                       scale, n);
+          p3 = out;
+        }
+        BOOST_TEST_INFO("optimizer " << static_cast<int>(kind) << " nesterov "
+                                     << nesterov << " parts " << nparts);
+        BOOST_TEST(p1 == p2);
+        BOOST_TEST(p1 == p3);
+        BOOST_TEST(s1.m == s2.m);
+        BOOST_TEST(s1.v == s3.v);
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(schedules) {
   optimizer_config cfg;
   cfg.lr = 1.0f;
