@@ -2,7 +2,10 @@
 // against local mode with 1, 2 and 4 shard-workers, in one run.
 //
 // Usage: dml-bench-throughput [--epochs N] [--models softmax|mlp]
-//                             [--batches 64,128,256]
+//                             [--batches 64,128,256] [--repeat R]
+// Each cell is the median of R runs (default 1), the configurations of one
+// batch size interleaved run by run, so that a slow spell of a shared
+// machine does not fall on one column only.
 // Prints a Markdown table of training samples per second (training time
 // only: no loading, no evaluation).
 
@@ -73,6 +76,12 @@ double local_rate(job_spec spec, const prepared_data& data,
   return nlohmann::json::parse(*rec)["samples_per_s"].get<double>();
 }
 
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  auto n = xs.size();
+  return n % 2 == 1 ? xs[n / 2] : 0.5 * (xs[n / 2 - 1] + xs[n / 2]);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +89,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> names{"softmax", "mlp"};
   std::vector<uint64_t> batches{64, 128, 256};
   std::vector<uint64_t> local_batches{128};
+  int repeat = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--epochs") == 0)
       epochs = static_cast<uint32_t>(std::stoul(argv[i + 1]));
@@ -89,6 +99,8 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--models") == 0
              && argv[i + 1] == std::string{"mlp"})
       names = {"mlp"};
+    else if (std::strcmp(argv[i], "--repeat") == 0)
+      repeat = std::max(1, std::atoi(argv[i + 1]));
     else if (std::strcmp(argv[i], "--batches") == 0) {
       batches.clear();
       std::string list = argv[i + 1];
@@ -118,15 +130,23 @@ int main(int argc, char** argv) {
     for (uint64_t batch : batches) {
       auto spec = make_spec(name, batch, epochs);
       data->config = make_model_config(spec, data->train->cols, 10);
-      auto loop = loop_rate(spec, *data, models);
-      double w1 = 0;
-      double w2 = 0;
-      double w4 = 0;
-      if (std::find(local_batches.begin(), local_batches.end(), batch)
-          != local_batches.end()) {
-        w1 = local_rate(spec, *data, models, actors, 1);
-        w2 = local_rate(spec, *data, models, actors, 2);
-        w4 = local_rate(spec, *data, models, actors, 4);
+      bool with_local = std::find(local_batches.begin(), local_batches.end(),
+                                  batch)
+                        != local_batches.end();
+      std::vector<double> loops, w1s, w2s, w4s;
+      for (int r = 0; r < repeat; ++r) {
+        loops.push_back(loop_rate(spec, *data, models));
+        if (with_local) {
+          w1s.push_back(local_rate(spec, *data, models, actors, 1));
+          w2s.push_back(local_rate(spec, *data, models, actors, 2));
+          w4s.push_back(local_rate(spec, *data, models, actors, 4));
+        }
+      }
+      auto loop = median(loops);
+      if (with_local) {
+        auto w1 = median(w1s);
+        auto w2 = median(w2s);
+        auto w4 = median(w4s);
         fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} | "
                    "{:.2f} |\n",
                    name, batch, loop, w1, w2, w4, w1 / loop, w2 / loop);
