@@ -45,11 +45,11 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       collect->header.step = plan.step;
       collect->header.attempt = plan.attempt;
       auto deadline = plan.deadline_ms > 0
-                        ? std::chrono::milliseconds(plan.deadline_ms)
-                        : st.timeout;
+        ? std::chrono::milliseconds(plan.deadline_ms)
+        : st.timeout;
       for (auto& a : plan.work) {
-        step_plan sub{plan.step, plan.epoch, plan.attempt, {a},
-                      plan.deadline_ms};
+        step_plan sub{
+          plan.step, plan.epoch, plan.attempt, {a}, plan.deadline_ms};
         auto rank = a.rank;
         self
           ->request(st.workers[rank], deadline, step_atom_v, std::move(sub),

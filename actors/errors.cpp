@@ -38,10 +38,8 @@ bool is_peer_loss(const caf::error& x) {
     case caf::sec::request_timeout:
     case caf::sec::request_receiver_down:
     case caf::sec::no_route_to_receiving_node:
-    case caf::sec::cannot_connect_to_node:
-      return true;
-    default:
-      return false;
+    case caf::sec::cannot_connect_to_node: return true;
+    default: return false;
   }
 }
 

@@ -175,8 +175,7 @@ std::string write_checkpoint(self_ptr self) {
   auto& st = self->state;
   if (st.setup.checkpoint_dir.empty() || !st.params)
     return {};
-  if (auto err = save_checkpoint(st.setup.checkpoint_dir,
-                                 make_checkpoint(self),
+  if (auto err = save_checkpoint(st.setup.checkpoint_dir, make_checkpoint(self),
                                  st.setup.checkpoint_keep)) {
     st.out->note("warning: " + err.message());
     return "; writing a checkpoint failed: " + err.message();
@@ -231,54 +230,13 @@ void ship_shards(self_ptr self, int32_t r, const std::vector<uint32_t>& ids) {
 }
 
 /// Gives shards of lost ranks to live ones and evens out the shard counts
-/// (moving the highest shard ids first), at committed cursors. Ships rows
-/// to ranks that hold only their own.
+/// (`shard_plan::balance`), and ships the moved shards' rows to ranks that
+/// hold only their own.
 void balance(self_ptr self) {
   auto& st = self->state;
-  auto live = live_ranks(self);
-  if (live.empty())
-    return;
-  std::map<int32_t, std::vector<uint32_t>> held;
-  for (auto r : live)
-    held[r];
-  std::vector<uint32_t> orphans;
-  for (auto& s : st.plan.shards()) {
-    if (held.count(s.owner) > 0)
-      held[s.owner].push_back(s.id);
-    else
-      orphans.push_back(s.id);
-  }
   std::map<int32_t, std::vector<uint32_t>> moved;
-  auto least = [&] {
-    auto best = live.front();
-    for (auto r : live)
-      if (held[r].size() < held[best].size())
-        best = r;
-    return best;
-  };
-  auto most = [&] {
-    auto best = live.front();
-    for (auto r : live)
-      if (held[r].size() > held[best].size())
-        best = r;
-    return best;
-  };
-  auto give = [&](uint32_t id, int32_t to) {
-    st.plan.shards()[id].owner = to;
-    held[to].push_back(id);
+  for (auto& [id, to] : st.plan.balance(live_ranks(self)))
     moved[to].push_back(id);
-  };
-  for (auto id : orphans)
-    give(id, least());
-  for (;;) {
-    auto hi = most();
-    auto lo = least();
-    if (held[hi].size() <= held[lo].size() + 1)
-      break;
-    auto id = held[hi].back();
-    held[hi].pop_back();
-    give(id, lo);
-  }
   for (auto& [r, ids] : moved)
     if (st.partial[r])
       ship_shards(self, r, ids);
@@ -332,9 +290,10 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
   }
   if (!st.done.pending())
     return;
-  note_fault(self, fmt::format("worker rank {} lost: {}; its shards move to "
-                               "the live workers",
-                               r, why));
+  note_fault(self,
+             fmt::format("worker rank {} lost: {}; its shards move to "
+                         "the live workers",
+                         r, why));
   if (live_ranks(self).size() < std::max(1u, st.setup.min_workers)) {
     wait_for_workers(self);
     return;
@@ -357,9 +316,10 @@ void lose_aggregator(self_ptr self, size_t g, const std::string& why) {
       x = -1;
   if (!st.started || !st.done.pending())
     return;
-  note_fault(self, fmt::format("aggregator {} lost: {}; its workers report "
-                               "to the master",
-                               g, why));
+  note_fault(self,
+             fmt::format("aggregator {} lost: {}; its workers report "
+                         "to the master",
+                         g, why));
   redo_step(self);
 }
 
@@ -391,8 +351,8 @@ void complete_step(self_ptr self) {
       views[k] = parts[k].values->data();
     }
     st.epoch_loss += loss;
-    apply_step_fused(spec, views, parts.size(), count, loss, progress, in,
-                     out, n, st.opt);
+    apply_step_fused(spec, views, parts.size(), count, loss, progress, in, out,
+                     n, st.opt);
     st.reduction.clear();
   } else {
     auto& sum = st.grad;
@@ -463,8 +423,9 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
     return; // stale: an abandoned attempt
   if (!g.lost.empty()) {
     for (auto r : g.lost)
-      lose_worker(self, r, "no answer within the step deadline (seen by its "
-                           "aggregator)");
+      lose_worker(self, r,
+                  "no answer within the step deadline (seen by its "
+                  "aggregator)");
     return;
   }
   if (g.values.size() != st.params->size()) {
@@ -583,8 +544,9 @@ void issue_step(self_ptr self) {
   if (slots.empty()) {
     // Nothing left to take: every shard is consumed (cannot happen while the
     // epoch is not done) or no live rank holds rows.
-    fail(self, make_caf_error(errc::protocol_violation,
-                              "master: a step with no rows"));
+    fail(self,
+         make_caf_error(errc::protocol_violation,
+                        "master: a step with no rows"));
     return;
   }
   auto current = [=] {
@@ -609,26 +571,27 @@ void issue_step(self_ptr self) {
                                           step, deadline.count(),
                                           describe(err)));
                 else
-                  fail(self, make_caf_error(errc::protocol_violation,
-                                            fmt::format("step {}: {}", step,
-                                                        describe(err))));
+                  fail(self,
+                       make_caf_error(errc::protocol_violation,
+                                      fmt::format("step {}: {}", step,
+                                                  describe(err))));
               });
     } else {
       auto agg_deadline = 2 * deadline + std::chrono::milliseconds(500);
       self
-        ->request(st.aggregators[g], agg_deadline, step_atom_v,
-                  std::move(plan), params)
+        ->request(st.aggregators[g], agg_deadline, step_atom_v, std::move(plan),
+                  params)
         .then([=](grad_msg& msg) { on_reply(self, slot, msg); },
               [=](caf::error& err) {
                 if (!current())
                   return;
                 if (is_peer_loss(err))
-                  lose_aggregator(self, static_cast<size_t>(g),
-                                  describe(err));
+                  lose_aggregator(self, static_cast<size_t>(g), describe(err));
                 else
-                  fail(self, make_caf_error(errc::protocol_violation,
-                                            fmt::format("step {}: {}", step,
-                                                        describe(err))));
+                  fail(self,
+                       make_caf_error(errc::protocol_violation,
+                                      fmt::format("step {}: {}", step,
+                                                  describe(err))));
               });
     }
   }
@@ -784,9 +747,9 @@ join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   js.scale = st.setup.meta.stdz.scale;
   js.shipped = info.fingerprint.empty();
   st.partial[r] = js.shipped;
-  st.out->note(fmt::format("worker rank {} joined ({})", r,
-                           js.shipped ? "rows shipped"
-                                      : "own copy of the data"));
+  st.out->note(
+    fmt::format("worker rank {} joined ({})", r,
+                js.shipped ? "rows shipped" : "own copy of the data"));
   return js;
 }
 
@@ -844,8 +807,7 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
   if (msg.source == st.ckpt_writer) {
     st.ckpt_writer = nullptr;
     if (msg.reason)
-      st.out->note("warning: checkpoint not written: "
-                   + describe(msg.reason));
+      st.out->note("warning: checkpoint not written: " + describe(msg.reason));
     if (st.ckpt_due && !st.training_done) {
       st.ckpt_due = false;
       write_checkpoint_in_background(self);
@@ -856,8 +818,8 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
     auto r = i->second;
     st.shippers.erase(i);
     if (msg.reason) {
-      lose_worker(self, r, "shipping adopted rows failed: "
-                             + describe(msg.reason));
+      lose_worker(self, r,
+                  "shipping adopted rows failed: " + describe(msg.reason));
       return;
     }
     if (st.awaiting.count(r) > 0 && --st.awaiting[r] == 0) {

@@ -14,8 +14,8 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/messages.hpp"
-#include "runtime/job_spec.hpp"
 #include "runtime/fault.hpp"
+#include "runtime/job_spec.hpp"
 #include "runtime/model.hpp"
 #include "runtime/model_file.hpp"
 #include "runtime/optimizer.hpp"

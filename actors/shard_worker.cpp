@@ -6,8 +6,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/errors.hpp"
 #include "actors/data_shipper.hpp"
+#include "actors/errors.hpp"
 #include "actors/messages.hpp"
 
 namespace dml {
@@ -91,12 +91,11 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
         self->quit(caf::exit_reason::kill);
         return caf::delegated<grad_msg>{}; // no answer: the master sees it down
       }
-      auto* hang = first ? find_fault(faults, fault_kind::hang, rank,
-                                      plan.step)
+      auto* hang = first ? find_fault(faults, fault_kind::hang, rank, plan.step)
                          : nullptr;
-      auto* drop = first ? find_fault(faults, fault_kind::drop_gradient, rank,
-                                      plan.step)
-                         : nullptr;
+      auto* drop = first
+        ? find_fault(faults, fault_kind::drop_gradient, rank, plan.step)
+        : nullptr;
       auto* delay = find_fault(faults, fault_kind::delay, rank, plan.step);
       grad_msg reply;
       reply.step = plan.step;

@@ -10,8 +10,8 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/messages.hpp"
-#include "runtime/fault.hpp"
 #include "runtime/dataset.hpp"
+#include "runtime/fault.hpp"
 #include "runtime/model_registry.hpp"
 
 namespace dml {

@@ -289,23 +289,22 @@ int run_worker(const node_options& o, const model_registry& registry) {
     if (!reason || reason == caf::exit_reason::normal)
       return 0;
     auto lost = reason.category() == caf::atom("dml")
-                && reason.code() == static_cast<uint8_t>(errc::peer_lost);
+      && reason.code() == static_cast<uint8_t>(errc::peer_lost);
     if (!lost || o.reconnect_timeout_ms == 0)
       return fail(make_error(errc::protocol_violation, describe(reason)));
     if (!o.quiet)
-      fmt::print(stderr,
-                 "dml-node: {}; trying to rejoin for up to {} s\n",
+      fmt::print(stderr, "dml-node: {}; trying to rejoin for up to {} s\n",
                  describe(reason), o.reconnect_timeout_ms / 1000.0);
     transport.connect_timeout = std::chrono::milliseconds(
       o.reconnect_timeout_ms);
     boss = connect_with_retry(sys, endpoint->first, endpoint->second,
                               transport);
     if (!boss)
-      return fail(make_error(errc::peer_lost,
-                             fmt::format("lost the master and could not "
-                                         "rejoin within {} ms: {}",
-                                         o.reconnect_timeout_ms,
-                                         boss.err().message())));
+      return fail(
+        make_error(errc::peer_lost,
+                   fmt::format("lost the master and could not "
+                               "rejoin within {} ms: {}",
+                               o.reconnect_timeout_ms, boss.err().message())));
   }
 }
 

@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
       data->config = make_model_config(spec, data->train->cols, 10);
       bool with_local = std::find(local_batches.begin(), local_batches.end(),
                                   batch)
-                        != local_batches.end();
+        != local_batches.end();
       std::vector<double> loops, w1s, w2s, w4s;
       for (int r = 0; r < repeat; ++r) {
         loops.push_back(loop_rate(spec, *data, models));

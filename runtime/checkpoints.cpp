@@ -14,9 +14,9 @@ namespace {
 
 bool is_checkpoint_name(const std::string& name) {
   return name.size() == 22 && name.compare(0, 5, "ckpt-") == 0
-         && name.compare(17, 5, ".dmlc") == 0
-         && std::all_of(name.begin() + 5, name.begin() + 17,
-                        [](char c) { return c >= '0' && c <= '9'; });
+    && name.compare(17, 5, ".dmlc") == 0
+    && std::all_of(name.begin() + 5, name.begin() + 17,
+                   [](char c) { return c >= '0' && c <= '9'; });
 }
 
 /// Returns the checkpoint files of `dir`, newest (highest step) first.
@@ -84,12 +84,12 @@ expected<found_checkpoint> newest_checkpoint(const std::string& dir) {
     result.path = path;
     return result;
   }
-  return make_error(errc::bad_format,
-                    fmt::format("--resume {}: no valid checkpoint{}", dir,
-                                result.skipped.empty()
-                                  ? " (the folder holds none)"
-                                  : fmt::format(" ({} damaged)",
-                                                result.skipped.size())));
+  return make_error(
+    errc::bad_format,
+    fmt::format("--resume {}: no valid checkpoint{}", dir,
+                result.skipped.empty()
+                  ? " (the folder holds none)"
+                  : fmt::format(" ({} damaged)", result.skipped.size())));
 }
 
 } // namespace dml

@@ -16,8 +16,7 @@ std::string checkpoint_name(uint64_t step);
 
 /// Writes `c` atomically into `dir` (created if missing) and deletes all but
 /// the newest `keep` checkpoints there.
-error save_checkpoint(const std::string& dir, const checkpoint& c,
-                      size_t keep);
+error save_checkpoint(const std::string& dir, const checkpoint& c, size_t keep);
 
 /// The newest valid checkpoint of a folder.
 struct found_checkpoint {

@@ -1,9 +1,9 @@
 #include "runtime/dataset.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
+
+#include <sys/mman.h>
 
 namespace dml {
 
@@ -11,12 +11,11 @@ namespace {
 
 /// Copies the rows `row_ids[i]` of `source(i)` into a batch.
 template <class Source>
-batch_view gather_rows(Source source, size_t cols, bool sparse,
-                       const uint32_t* row_ids, size_t n,
-                       std::vector<float>& dense, std::vector<int64_t>& indptr,
-                       std::vector<int32_t>& indices,
-                       std::vector<float>& values,
-                       std::vector<float>& targets) {
+batch_view
+gather_rows(Source source, size_t cols, bool sparse, const uint32_t* row_ids,
+            size_t n, std::vector<float>& dense, std::vector<int64_t>& indptr,
+            std::vector<int32_t>& indices, std::vector<float>& values,
+            std::vector<float>& targets) {
   batch_view v;
   v.rows = n;
   v.cols = cols;
@@ -61,9 +60,9 @@ batch_view gather_rows(Source source, size_t cols, bool sparse,
 
 batch_view batch_buffer::gather(const dataset& data, const uint32_t* row_ids,
                                 size_t n) {
-  return gather_rows([&](size_t) -> const dataset& { return data; },
-                     data.cols, data.sparse, row_ids, n, dense_, indptr_,
-                     indices_, values_, targets_);
+  return gather_rows([&](size_t) -> const dataset& { return data; }, data.cols,
+                     data.sparse, row_ids, n, dense_, indptr_, indices_,
+                     values_, targets_);
 }
 
 batch_view batch_buffer::gather(const dataset* const* sources,

@@ -1,8 +1,8 @@
 #include "runtime/fault.hpp"
 
-#include <fmt/format.h>
-
 #include <charconv>
+
+#include <fmt/format.h>
 
 namespace dml {
 
@@ -29,9 +29,10 @@ expected<fault> parse_one(const std::string& item) {
       known = true;
     }
   if (!known)
-    return bad(item, "unknown fault '" + name
-                       + "' (known: kill, hang, delay, drop-gradient, "
-                         "kill-aggregator)");
+    return bad(item,
+               "unknown fault '" + name
+                 + "' (known: kill, hang, delay, drop-gradient, "
+                   "kill-aggregator)");
   if (colon == std::string::npos)
     return bad(item, "expected kind:rank=R,...");
   bool has_rank = false;
@@ -52,8 +53,8 @@ expected<fault> parse_one(const std::string& item) {
     uint64_t n = 0;
     auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
     if (ec != std::errc{} || p != val.data() + val.size() || val.empty())
-      return bad(item, fmt::format("{} '{}' is not a non-negative integer",
-                                   key, val));
+      return bad(
+        item, fmt::format("{} '{}' is not a non-negative integer", key, val));
     if (key == "rank") {
       if (n > INT32_MAX)
         return bad(item, "rank out of range");
@@ -119,16 +120,11 @@ const fault* find_fault(const std::vector<fault>& faults, fault_kind kind,
 
 const char* to_string(fault_kind kind) noexcept {
   switch (kind) {
-    case fault_kind::kill:
-      return "kill";
-    case fault_kind::hang:
-      return "hang";
-    case fault_kind::delay:
-      return "delay";
-    case fault_kind::drop_gradient:
-      return "drop-gradient";
-    case fault_kind::kill_aggregator:
-      return "kill-aggregator";
+    case fault_kind::kill: return "kill";
+    case fault_kind::hang: return "hang";
+    case fault_kind::delay: return "delay";
+    case fault_kind::drop_gradient: return "drop-gradient";
+    case fault_kind::kill_aggregator: return "kill-aggregator";
   }
   return "?";
 }

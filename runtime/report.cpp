@@ -1,7 +1,6 @@
 #include "runtime/report.hpp"
 
 #include <algorithm>
-
 #include <cerrno>
 #include <cstring>
 

@@ -1,6 +1,7 @@
 #include "runtime/shard.hpp"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "runtime/random.hpp"
@@ -31,15 +32,56 @@ void shard_plan::assign_round_robin(const std::vector<int32_t>& ranks) {
     shards_[i].owner = ranks.empty() ? -1 : ranks[i % ranks.size()];
 }
 
-size_t shard_plan::reassign(int32_t from, const std::vector<int32_t>& to) {
-  size_t moved = 0;
+std::vector<std::pair<uint32_t, int32_t>>
+shard_plan::balance(const std::vector<int32_t>& live) {
+  std::vector<std::pair<uint32_t, int32_t>> moves;
+  if (live.empty())
+    return moves;
+  std::map<int32_t, std::vector<uint32_t>> held;
+  for (auto r : live)
+    held[r];
+  std::vector<uint32_t> orphans;
   for (auto& s : shards_) {
-    if (s.owner != from)
-      continue;
-    s.owner = to.empty() ? -1 : to[moved % to.size()];
-    ++moved;
+    auto i = held.find(s.owner);
+    if (i != held.end())
+      i->second.push_back(s.id);
+    else
+      orphans.push_back(s.id);
   }
-  return moved;
+  // `held` iterates in rank order, so ties go to the lowest rank.
+  auto least = [&] {
+    auto best = held.begin();
+    for (auto i = held.begin(); i != held.end(); ++i)
+      if (i->second.size() < best->second.size())
+        best = i;
+    return best;
+  };
+  auto most = [&] {
+    auto best = held.begin();
+    for (auto i = held.begin(); i != held.end(); ++i)
+      if (i->second.size() > best->second.size())
+        best = i;
+    return best;
+  };
+  auto give = [&](uint32_t id, std::vector<uint32_t>& to, int32_t rank) {
+    shards_[id].owner = rank;
+    to.push_back(id);
+    moves.emplace_back(id, rank);
+  };
+  for (auto id : orphans) {
+    auto to = least();
+    give(id, to->second, to->first);
+  }
+  for (;;) {
+    auto hi = most();
+    auto lo = least();
+    if (hi->second.size() <= lo->second.size() + 1)
+      break;
+    auto id = hi->second.back();
+    hi->second.pop_back();
+    give(id, lo->second, lo->first);
+  }
+  return moves;
 }
 
 std::vector<row_span> shard_plan::take(int32_t rank, uint64_t quota) const {

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/dataset.hpp"
@@ -61,9 +62,14 @@ public:
   /// Gives shard `i` to `ranks[i % ranks.size()]`.
   void assign_round_robin(const std::vector<int32_t>& ranks);
 
-  /// Moves every shard of `from` (at its committed cursor) to the ranks in
-  /// `to`, one after another in shard order. Returns how many moved.
-  size_t reassign(int32_t from, const std::vector<int32_t>& to);
+  /// Gives every shard whose owner is not in `live` to the live rank with
+  /// the fewest shards, then evens the counts out (a shard at a time from the
+  /// rank with the most, its highest shard id first, to the rank with the
+  /// fewest) until they differ by at most one. Ties go to the lowest rank.
+  /// Shards keep their cursors. Returns the moves as (shard id, new owner),
+  /// in the order made; none if `live` is empty.
+  std::vector<std::pair<uint32_t, int32_t>>
+  balance(const std::vector<int32_t>& live);
 
   /// Returns up to `quota` rows for `rank`, starting at the committed cursor
   /// of its first unfinished shard and continuing in the next ones.

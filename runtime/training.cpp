@@ -136,8 +136,8 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
 
 double apply_step_fused(const job_spec& spec, const float* const* parts,
                         size_t nparts, uint64_t count, double loss,
-                        double progress, const float* in, float* out,
-                        size_t n, optimizer_state& opt) {
+                        double progress, const float* in, float* out, size_t n,
+                        optimizer_state& opt) {
   auto rows = static_cast<double>(count == 0 ? 1 : count);
   auto scale = static_cast<float>(1.0 / rows);
   auto lr = learning_rate(spec.opt, progress, spec.epochs);
@@ -173,7 +173,7 @@ void shard_computer::place(uint32_t id, uint64_t first) {
 
 bool shard_computer::holds(uint32_t id) const noexcept {
   return base_.empty() || (id < base_.size() && base_[id] >= 0)
-         || (id < adopted_.size() && adopted_[id]);
+    || (id < adopted_.size() && adopted_[id]);
 }
 
 void shard_computer::adopt(uint32_t id, std::shared_ptr<const dataset> rows) {
@@ -224,9 +224,8 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
     out.loss = 0;
     return {};
   }
-  auto batch = mixed
-                 ? buf_.gather(sources_.data(), rows_.data(), rows_.size())
-                 : buf_.gather(*data_, rows_.data(), rows_.size());
+  auto batch = mixed ? buf_.gather(sources_.data(), rows_.data(), rows_.size())
+                     : buf_.gather(*data_, rows_.data(), rows_.size());
   out.loss = m.loss_and_gradient(params, batch, out.values.data());
   return {};
 }

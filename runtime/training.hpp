@@ -81,8 +81,8 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
 /// Returns the mean loss.
 double apply_step_fused(const job_spec& spec, const float* const* parts,
                         size_t nparts, uint64_t count, double loss,
-                        double progress, const float* in, float* out,
-                        size_t n, optimizer_state& opt);
+                        double progress, const float* in, float* out, size_t n,
+                        optimizer_state& opt);
 
 /// Computes one worker's gradient over spans of the shard plan. By default
 /// the data holds every training row (shard `s` starts at row `s.begin`); a

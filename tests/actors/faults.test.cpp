@@ -1,10 +1,10 @@
 // Fault tolerance under CAF's deterministic scheduler: each injected fault
 // replays exactly, and every row is still used exactly once per epoch.
 
-#include "tests/actors/graph_fixture.hpp"
-
 #include <filesystem>
 #include <fstream>
+
+#include "tests/actors/graph_fixture.hpp"
 #include <unistd.h>
 
 #include "runtime/checkpoints.hpp"
@@ -85,8 +85,7 @@ BOOST_AUTO_TEST_CASE(fault_lists_parse_or_name_the_problem) {
         "rank, step, ms)");
 }
 
-BOOST_FIXTURE_TEST_CASE(a_killed_worker_costs_one_redone_step,
-                        graph_fixture) {
+BOOST_FIXTURE_TEST_CASE(a_killed_worker_costs_one_redone_step, graph_fixture) {
   auto s = spec(3, 0, 7);
   run_options o;
   o.faults = faults("kill:rank=1,step=5");
@@ -140,8 +139,7 @@ BOOST_FIXTURE_TEST_CASE(a_slow_worker_under_the_deadline_changes_nothing,
   BOOST_TEST(slow["params_sha256"] == clean["params_sha256"]);
 }
 
-BOOST_FIXTURE_TEST_CASE(a_lost_aggregator_reroutes_its_workers,
-                        graph_fixture) {
+BOOST_FIXTURE_TEST_CASE(a_lost_aggregator_reroutes_its_workers, graph_fixture) {
   auto s = spec(4, 2, 16);
   run_options o;
   o.faults = faults("kill-aggregator:rank=0,step=6");
@@ -234,8 +232,9 @@ BOOST_FIXTURE_TEST_CASE(a_damaged_checkpoint_is_skipped_with_a_warning,
   for (auto& e : std::filesystem::directory_iterator(dir.path))
     names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  BOOST_TEST(names == (std::vector<std::string>{checkpoint_name(20),
-                                                checkpoint_name(30)}));
+  BOOST_TEST(
+    names
+    == (std::vector<std::string>{checkpoint_name(20), checkpoint_name(30)}));
   {
     std::fstream f(dir.path + "/" + checkpoint_name(30),
                    std::ios::in | std::ios::out | std::ios::binary);

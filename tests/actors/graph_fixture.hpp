@@ -4,10 +4,9 @@
 // and aggregators of a small synthetic classification, with options for
 // injected faults, late joiners, checkpoints and resuming.
 
-#include "tests/actors/fixture.hpp"
-
 #include <functional>
 
+#include "tests/actors/fixture.hpp"
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
 
@@ -140,17 +139,17 @@ struct graph_fixture : deterministic_fixture {
       sched.run();
       // Skip join replies (ranks) until the final record or an error.
       for (bool more = true; more && !ended;)
-        self->receive(
-          [&](int32_t) {},
-          [&](std::string& rec) {
-            result = nlohmann::json::parse(rec);
-            ended = true;
-          },
-          [&](caf::error& err) {
-            failure = describe(err);
-            ended = true;
-          },
-          caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+        self->receive([&](int32_t) {},
+                      [&](std::string& rec) {
+                        result = nlohmann::json::parse(rec);
+                        ended = true;
+                      },
+                      [&](caf::error& err) {
+                        failure = describe(err);
+                        ended = true;
+                      },
+                      caf::after(std::chrono::seconds(0)) >>
+                        [&] { more = false; });
       if (!ended && !sched.trigger_timeout())
         break;
     }

@@ -84,16 +84,17 @@ BOOST_AUTO_TEST_CASE(impossible_configs_are_refused) {
 
 BOOST_AUTO_TEST_CASE(fault_tolerance_flags_parse_and_refuse_nonsense) {
   auto ok = parse({"--role", "local", "--train", "x", "--workers", "3",
-                   "--min-workers", "2", "--checkpoint-dir", "ck",
-                   "--inject", "kill:rank=2,step=40", "--inject=hang:rank=1,"
+                   "--min-workers", "2", "--checkpoint-dir", "ck", "--inject",
+                   "kill:rank=2,step=40",
+                   "--inject=hang:rank=1,"
                    "step=10,ms=3000;delay:rank=1,ms=20"});
   BOOST_REQUIRE(ok);
   BOOST_TEST(ok->min_workers == 2u);
   BOOST_TEST(ok->checkpoint_every == 100u); // the default with a folder
   BOOST_TEST(ok->faults.size() == 3u);
   BOOST_TEST(!ok->step_timeout_given); // adaptive
-  auto fixed = parse({"--role", "local", "--train", "x", "--step-timeout",
-                      "500"});
+  auto fixed = parse(
+    {"--role", "local", "--train", "x", "--step-timeout", "500"});
   BOOST_REQUIRE(fixed);
   BOOST_TEST(fixed->step_timeout_given);
   BOOST_TEST(fixed->step_timeout_ms == 500u);
@@ -111,8 +112,7 @@ BOOST_AUTO_TEST_CASE(fault_tolerance_flags_parse_and_refuse_nonsense) {
         "--checkpoint-every: needs --checkpoint-dir");
   check({"--role", "worker", "--master", "h:1", "--checkpoint-dir", "ck"},
         "--checkpoint-dir, --resume: only for --role local or master");
-  check({"--role", "master", "--train", "x", "--inject",
-         "kill:rank=0,step=1"},
+  check({"--role", "master", "--train", "x", "--inject", "kill:rank=0,step=1"},
         "--inject: only for --role local or worker");
   check({"--role", "local", "--train", "x", "--inject", "kill:rank=0"},
         "--inject 'kill:rank=0': step is required");

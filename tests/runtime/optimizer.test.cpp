@@ -126,10 +126,10 @@ BOOST_AUTO_TEST_CASE(fused_update_equals_buffered_update_bit_for_bit) {
   auto next = [&] {
     x = x * 1664525u + 1013904223u;
     return static_cast<float>(static_cast<int32_t>(x >> 8) - (1 << 23))
-           / static_cast<float>(1 << 20);
+      / static_cast<float>(1 << 20);
   };
-  for (auto kind : {optimizer_kind::sgd, optimizer_kind::momentum,
-                    optimizer_kind::adam}) {
+  for (auto kind :
+       {optimizer_kind::sgd, optimizer_kind::momentum, optimizer_kind::adam}) {
     for (bool nesterov : {false, true}) {
       for (size_t nparts : {1u, 2u}) {
         optimizer_config cfg;

@@ -1,6 +1,7 @@
 #include "runtime/shard.hpp"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -78,16 +79,46 @@ BOOST_AUTO_TEST_CASE(stale_commit_is_refused) {
   BOOST_TEST(plan.consumed() == 4u);
 }
 
-BOOST_AUTO_TEST_CASE(reassign_keeps_cursors) {
+BOOST_AUTO_TEST_CASE(balance_moves_orphans_and_keeps_cursors) {
   shard_plan plan{40, 4};
   plan.assign_round_robin({0, 1});
   BOOST_REQUIRE(plan.commit(plan.take(1, 5)));
   auto before = plan.shards()[1].cursor;
-  BOOST_TEST(plan.reassign(1, {0}) == 2u);
+  // Rank 1 is lost: its shards 1 and 3 go to rank 0, cursors kept.
+  auto moves = plan.balance({0});
+  using move = std::pair<uint32_t, int32_t>;
+  BOOST_TEST((moves == std::vector<move>{{1, 0}, {3, 0}}));
   BOOST_TEST(plan.left(1) == 0u);
-  BOOST_TEST(plan.shards()[1].owner == 0);
   BOOST_TEST(plan.shards()[1].cursor == before);
   BOOST_TEST(plan.left(0) == 35u);
+  // Nothing to do when balanced; nothing at all without live ranks.
+  BOOST_TEST(plan.balance({0}).empty());
+  BOOST_TEST(plan.balance({}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(balance_evens_out_for_a_joiner) {
+  shard_plan plan{100, 10};
+  plan.assign_round_robin({0, 1, 2});
+  // Ranks 0, 1, 2 hold 4, 3, 3 shards; rank 3 joins.
+  auto moves = plan.balance({0, 1, 2, 3});
+  using move = std::pair<uint32_t, int32_t>;
+  // The joiner gets rank 0's highest shard (9); then ranks 0, 1 and 2 tie
+  // at 3 and the lowest gives again (6): counts 2, 3, 3, 2.
+  BOOST_TEST((moves == std::vector<move>{{9, 3}, {6, 3}}));
+  std::map<int32_t, int> count;
+  for (auto& s : plan.shards())
+    ++count[s.owner];
+  BOOST_TEST(count[0] == 2);
+  BOOST_TEST(count[3] == 2);
+  // Rank 2 lost: its three shards go to the least loaded ranks in turn.
+  moves = plan.balance({0, 1, 3});
+  BOOST_TEST(moves.size() == 3u);
+  count.clear();
+  for (auto& s : plan.shards())
+    ++count[s.owner];
+  BOOST_TEST(count.count(2) == 0u);
+  BOOST_TEST(std::abs(count[0] - count[1]) <= 1);
+  BOOST_TEST(std::abs(count[1] - count[3]) <= 1);
 }
 
 BOOST_AUTO_TEST_CASE(order_is_a_pure_permutation) {

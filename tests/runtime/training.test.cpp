@@ -167,8 +167,8 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
     o.cols = 6;
     o.classes = 3;
     auto dense = make_classification(o);
-    auto full = std::make_shared<const dataset>(
-      sparse ? to_sparse(dense) : dense);
+    auto full = std::make_shared<const dataset>(sparse ? to_sparse(dense)
+                                                       : dense);
     job_spec spec;
     spec.model = "softmax";
     auto cfg = make_model_config(spec, o.cols, 3);
@@ -179,8 +179,8 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
     std::vector<row_span> spans{{0, 2, 7}, {2, 0, 11}};
     gradient_sum want;
     shard_computer all{full, 9};
-    BOOST_REQUIRE(!all.compute(**m, params.data(), 1, spans, geo.shards(),
-                               want));
+    BOOST_REQUIRE(
+      !all.compute(**m, params.data(), 1, spans, geo.shards(), want));
     // Shard 0 placed at row 0 of a partial copy, shard 2 adopted.
     auto& s0 = geo.shards()[0];
     auto& s2 = geo.shards()[2];
@@ -194,11 +194,12 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
     auto refused = some.compute(**m, params.data(), 1, spans, geo.shards(),
                                 got);
     BOOST_TEST(refused.message() == "shard 2 is not held here");
-    some.adopt(2, std::make_shared<const dataset>(
-                    copy_rows(*full, s2.begin, s2.size())));
+    some.adopt(
+      2,
+      std::make_shared<const dataset>(copy_rows(*full, s2.begin, s2.size())));
     BOOST_TEST(some.holds(2));
-    BOOST_REQUIRE(!some.compute(**m, params.data(), 1, spans, geo.shards(),
-                                got));
+    BOOST_REQUIRE(
+      !some.compute(**m, params.data(), 1, spans, geo.shards(), got));
     BOOST_TEST(got.count == 18u);
     BOOST_TEST(got.loss == want.loss);
     BOOST_TEST(got.values == want.values);
