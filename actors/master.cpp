@@ -173,8 +173,10 @@ checkpoint make_checkpoint(self_ptr self) {
 /// Writes a checkpoint if a folder is set; returns a note for messages.
 std::string write_checkpoint(self_ptr self) {
   auto& st = self->state;
-  if (st.setup.checkpoint_dir.empty() || !st.params)
+  if (!st.params)
     return {};
+  if (st.setup.checkpoint_dir.empty())
+    return "; no checkpoint written (no --checkpoint-dir)";
   if (auto err = save_checkpoint(st.setup.checkpoint_dir, make_checkpoint(self),
                                  st.setup.checkpoint_keep)) {
     st.out->note("warning: " + err.message());
@@ -226,7 +228,8 @@ void ship_shards(self_ptr self, int32_t r, const std::vector<uint32_t>& ids) {
                              st.setup.ship_window, st.setup.step_timeout);
   self->monitor(shipper);
   st.shippers.emplace(shipper.address(), r);
-  ++st.awaiting[r];
+  if (st.awaiting[r]++ == 0)
+    st.ship_start[r] = clock_type::now();
 }
 
 /// Gives shards of lost ranks to live ones and evens out the shard counts
@@ -825,8 +828,8 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
     if (st.awaiting.count(r) > 0 && --st.awaiting[r] == 0) {
       st.awaiting.erase(r);
       st.out->note(fmt::format("rows of adopted shards arrived at rank {} "
-                               "({:.3f} s after the fault)",
-                               r, seconds_since(st.t_fault)));
+                               "in {:.3f} s",
+                               r, seconds_since(st.ship_start[r])));
       if (!st.in_flight && st.started && !st.training_done)
         issue_step(self);
     }
@@ -942,7 +945,7 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       if (!st.setup.model_out.empty())
         why += saved ? "; saving the model failed: " + saved.message()
                      : "; model saved to " + st.setup.model_out;
-      if (st.started)
+      if (st.started && !st.setup.checkpoint_dir.empty())
         why += write_checkpoint(self);
       fail(self, make_caf_error(errc::timeout, why));
     },

@@ -98,6 +98,7 @@ struct master_state {
   /// rank; steps wait until it drops to zero.
   std::map<caf::actor_addr, int32_t> shippers;
   std::map<int32_t, uint32_t> awaiting;
+  std::map<int32_t, std::chrono::steady_clock::time_point> ship_start;
   bool started = false;
   /// Set by the first `stop_atom`: waiting for members to go down.
   bool stopping = false;

@@ -250,6 +250,25 @@ case "$case_name" in
     grep -q "no answer to step" "$dir/master.log" \
       || fail "no deadline miss logged: $(cat "$dir/master.log")"
     ;;
+  late_joiner)
+    # A third worker joins after the first epoch: it gets shards (rows
+    # shipped) at a step boundary and the job ends with three workers.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 2 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    for r in 0 1; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
+    done
+    wait_record "$dir/dist.jsonl"
+    start w2 --role worker --master "127.0.0.1:$port" --quiet
+    finish master
+    finish w0; finish w1; finish w2
+    grep -q "worker rank 2 joined the running job" "$dir/master.log" \
+      || fail "no join logged: $(cat "$dir/master.log")"
+    grep -q '"samples":180000,' "$dir/dist.jsonl" || fail "samples != 180000"
+    grep -Eq '"workers":3[,}]' "$dir/dist.jsonl" || fail "not 3 workers at the end"
+    grep -q '"faults":0,' "$dir/dist.jsonl" || fail "faults counted"
+    ;;
   kill_aggregator)
     # kill -9 the only aggregator: its workers report to the master.
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
