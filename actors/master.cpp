@@ -245,13 +245,18 @@ void balance(self_ptr self) {
       ship_shards(self, r, ids);
 }
 
-/// Redoes the step in flight (if any) with a new attempt number.
+/// Redoes the step in flight with a new attempt number, or, between steps,
+/// issues the next one if nothing else holds it back (rows on their way, too
+/// few workers: whatever clears those issues it).
 void redo_step(self_ptr self) {
   auto& st = self->state;
-  if (!st.in_flight)
+  if (st.in_flight) {
+    ++st.steps_redone;
+    issue_step(self);
     return;
-  ++st.steps_redone;
-  issue_step(self);
+  }
+  if (st.started && !st.training_done && !st.waiting && st.done.pending())
+    issue_step(self);
 }
 
 /// Waits for joiners until `join_timeout`, then fails the job.
@@ -276,6 +281,8 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
       || (!st.workers[r] && !st.nodes[r]))
     return;
   auto node = st.nodes[r];
+  // A joiner that was not ready yet held no shards: nothing to recover.
+  bool active = static_cast<bool>(st.workers[r]);
   st.workers[r] = nullptr;
   st.nodes[r] = nullptr;
   st.route[r] = -1;
@@ -291,7 +298,7 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
     st.reserved[r] = false;
     return;
   }
-  if (!st.done.pending())
+  if (!st.done.pending() || !active)
     return;
   note_fault(self,
              fmt::format("worker rank {} lost: {}; its shards move to "
