@@ -240,9 +240,15 @@ void balance(self_ptr self) {
   std::map<int32_t, std::vector<uint32_t>> moved;
   for (auto& [id, to] : st.plan.balance(live_ranks(self)))
     moved[to].push_back(id);
-  for (auto& [r, ids] : moved)
-    if (st.partial[r])
-      ship_shards(self, r, ids);
+  for (auto& [r, ids] : moved) {
+    if (!st.partial[r])
+      continue;
+    std::vector<uint32_t> missing;
+    for (auto id : ids)
+      if (st.holds[r].insert(id).second)
+        missing.push_back(id);
+    ship_shards(self, r, missing);
+  }
 }
 
 /// Redoes the step in flight with a new attempt number, or, between steps,
@@ -281,24 +287,29 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
       || (!st.workers[r] && !st.nodes[r]))
     return;
   auto node = st.nodes[r];
+  auto worker = st.workers[r];
   // A joiner that was not ready yet held no shards: nothing to recover.
-  bool active = static_cast<bool>(st.workers[r]);
+  bool active = static_cast<bool>(worker);
   st.workers[r] = nullptr;
   st.nodes[r] = nullptr;
   st.route[r] = -1;
-  st.promised.erase(r);
+  st.holds.erase(r);
+  st.ship_start.erase(r);
   st.awaiting.erase(r);
   if (node) {
     // Fence it: if it was only frozen, it exits when it wakes up.
     self->demonitor(node);
     st.watched.erase(node.address());
     self->send(node, stop_atom_v);
+  } else if (worker) {
+    self->demonitor(worker);
+    self->send(worker, stop_atom_v);
   }
   if (!st.started) {
     st.reserved[r] = false;
     return;
   }
-  if (!st.done.pending() || !active)
+  if (!st.done.pending() || !active || st.training_done)
     return;
   note_fault(self,
              fmt::format("worker rank {} lost: {}; its shards move to "
@@ -513,10 +524,16 @@ void issue_step(self_ptr self) {
   inject(self);
   st.in_flight = true;
   st.t_step = clock_type::now();
-  auto n = static_cast<uint32_t>(live.size());
+  // The global batch is split over the ranks with rows left (a rank may run
+  // dry before the others, or join with more ranks than the batch has rows).
+  std::vector<int32_t> active;
+  for (auto r : live)
+    if (st.plan.left(r) > 0)
+      active.push_back(r);
+  auto n = static_cast<uint32_t>(active.size());
   st.work.clear();
   for (uint32_t i = 0; i < n; ++i) {
-    auto rank = live[i];
+    auto rank = active[i];
     auto spans = st.plan.take(rank, step_quota(spec.batch_size, n, i));
     if (!spans.empty())
       st.work.push_back(assignment{rank, std::move(spans)});
@@ -757,6 +774,8 @@ join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   js.scale = st.setup.meta.stdz.scale;
   js.shipped = info.fingerprint.empty();
   st.partial[r] = js.shipped;
+  if (js.shipped)
+    st.holds[r] = std::set<uint32_t>(js.my_shards.begin(), js.my_shards.end());
   st.out->note(
     fmt::format("worker rank {} joined ({})", r,
                 js.shipped ? "rows shipped" : "own copy of the data"));
@@ -775,9 +794,12 @@ void ship_rows(self_ptr self, int32_t r) {
     auto& s = geo.shards()[id];
     work.push_back(shipment{id, s.begin, 0, s.size()});
   }
-  self->spawn(data_shipper, st.setup.train, st.nodes[r], std::move(work),
-              st.setup.chunk_bytes, st.setup.ship_window,
-              st.setup.step_timeout);
+  auto shipper = self->spawn(data_shipper, st.setup.train, st.nodes[r],
+                             std::move(work), st.setup.chunk_bytes,
+                             st.setup.ship_window, st.setup.step_timeout);
+  // Watched: if it fails, the rank is free again (see on_down).
+  self->monitor(shipper);
+  st.shippers.emplace(shipper.address(), r);
 }
 
 caf::result<bool> on_ready(self_ptr self, int32_t r,
@@ -828,8 +850,7 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
     auto r = i->second;
     st.shippers.erase(i);
     if (msg.reason) {
-      lose_worker(self, r,
-                  "shipping adopted rows failed: " + describe(msg.reason));
+      lose_worker(self, r, "shipping rows failed: " + describe(msg.reason));
       return;
     }
     if (st.awaiting.count(r) > 0 && --st.awaiting[r] == 0) {
@@ -837,6 +858,7 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
       st.out->note(fmt::format("rows of adopted shards arrived at rank {} "
                                "in {:.3f} s",
                                r, seconds_since(st.ship_start[r])));
+      st.ship_start.erase(r);
       if (!st.in_flight && st.started && !st.training_done)
         issue_step(self);
     }

@@ -92,10 +92,13 @@ struct master_state {
   std::vector<caf::actor> observers;
   /// Aggregator of each rank, or -1 (the master collects it directly).
   std::vector<int32_t> route;
-  /// Shards promised to a joiner whose rows are still on their way.
-  std::map<int32_t, std::vector<uint32_t>> promised;
+  /// Shards whose rows each rank holding only shipped rows has, or has on
+  /// the way (so a shard moving back is not shipped twice).
+  std::map<int32_t, std::set<uint32_t>> holds;
   /// Data shippers in flight to ranks that adopt shards, and the count per
   /// rank; steps wait until it drops to zero.
+  /// Data shippers in flight, by the rank they ship to (before the start:
+  /// a worker's own rows; later: adopted shards).
   std::map<caf::actor_addr, int32_t> shippers;
   std::map<int32_t, uint32_t> awaiting;
   std::map<int32_t, std::chrono::steady_clock::time_point> ship_start;

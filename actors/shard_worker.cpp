@@ -37,7 +37,7 @@ caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {
   if (chunk.shard >= shards.size())
     return refuse("no such shard");
   if (st.computer->holds(chunk.shard))
-    return refuse("shard already held");
+    return true; // sent again after moving away and back: nothing to do
   auto& rows = st.arriving[chunk.shard];
   auto size = shards[chunk.shard].size();
   if (chunk.first != rows.rows)

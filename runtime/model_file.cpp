@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/sha256.hpp"
@@ -290,8 +291,12 @@ error write_file_atomic(const std::string& path, const std::string& bytes) {
                       fmt::format("{}: {}: {}", path, what,
                                   std::strerror(errno)));
   };
-  auto tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A temporary name of its own (mkstemp), so that two writers of the same
+  // file never share one.
+  auto tmp = path + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd >= 0)
+    ::fchmod(fd, 0644);
   if (fd < 0)
     return fail("cannot create temporary file");
   size_t done = 0;

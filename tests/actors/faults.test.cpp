@@ -179,6 +179,18 @@ BOOST_FIXTURE_TEST_CASE(a_joiner_takes_shards_at_a_step_boundary,
   check_complete(rec, failure, 0, 3);
 }
 
+BOOST_FIXTURE_TEST_CASE(joiners_beyond_the_batch_size_still_get_rows,
+                        graph_fixture) {
+  // Three ranks and a global batch of 2: the batch is split over the ranks
+  // that still have rows, so the joiner's shards are used too.
+  auto s = spec(2, 0, 8);
+  s.batch_size = 2;
+  run_options o;
+  o.late_joiners = 1;
+  o.join_after_events = 40;
+  check_complete(run(s, o), failure, 0, 3);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_joiner_replaces_a_lost_worker_below_the_minimum,
                         graph_fixture) {
   auto s = spec(2, 0, 4);
