@@ -9,16 +9,12 @@
 
 namespace dml {
 
-namespace {
-
 /// Collects the replies of one step in a group.
 struct step_collect {
   ordered_reduction reduction;
   grad_msg header;
   bool failed = false;
 };
-
-} // namespace
 
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                          std::chrono::milliseconds timeout) {
@@ -44,6 +40,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       collect->reduction.reset(ranks);
       collect->header.step = plan.step;
       collect->header.attempt = plan.attempt;
+      st.current = collect;
       auto deadline = plan.deadline_ms > 0
         ? std::chrono::milliseconds(plan.deadline_ms)
         : st.timeout;
@@ -51,9 +48,11 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
         step_plan sub{
           plan.step, plan.epoch, plan.attempt, {a}, plan.deadline_ms};
         auto rank = a.rank;
-        self
-          ->request(st.workers[rank], deadline, step_atom_v, std::move(sub),
-                    params)
+        auto& worker = st.workers[rank];
+        caf::duration timeout{deadline};
+        if (worker.node() == self->node())
+          timeout = caf::infinite;
+        self->request(worker, timeout, step_atom_v, std::move(sub), params)
           .then(
             [=](grad_msg& g) mutable {
               if (collect->failed)
@@ -90,6 +89,16 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
             });
       }
       return rp;
+    },
+    [=](watchdog_atom, uint64_t step, uint32_t attempt) {
+      grad_msg reply;
+      reply.step = step;
+      reply.attempt = attempt;
+      auto& c = self->state.current;
+      if (c && !c->failed && c->header.step == step
+          && c->header.attempt == attempt)
+        reply.lost = c->reduction.missing();
+      return reply;
     },
     [=](stop_atom) { self->quit(); },
   };

@@ -564,6 +564,9 @@ void issue_step(self_ptr self) {
     plan.deadline_ms = static_cast<uint32_t>(deadline.count());
     plan.work.push_back(a);
   }
+  st.deadline = deadline;
+  st.slot_via = via;
+  st.t_sent = self->clock().now();
   std::vector<int32_t> slots;
   for (auto& [slot, plan] : plans)
     slots.push_back(slot);
@@ -580,12 +583,19 @@ void issue_step(self_ptr self) {
     auto& st = self->state;
     return st.in_flight && st.step == step && st.attempt == attempt;
   };
+  // Members in this process are watched by the watchdog instead.
+  auto timeout_for = [&](const caf::actor& member) -> caf::duration {
+    if (member.node() == self->node())
+      return caf::infinite;
+    return caf::duration{deadline};
+  };
   for (auto& [slot, plan] : plans) {
     auto g = via[slot];
     if (g < 0) {
       auto rank = slot;
+      auto& worker = st.workers[rank];
       self
-        ->request(st.workers[rank], deadline, step_atom_v, std::move(plan),
+        ->request(worker, timeout_for(worker), step_atom_v, std::move(plan),
                   params)
         .then([=](grad_msg& msg) { on_reply(self, slot, msg); },
               [=](caf::error& err) {
@@ -604,10 +614,11 @@ void issue_step(self_ptr self) {
                                                   describe(err))));
               });
     } else {
-      auto agg_deadline = 2 * deadline + std::chrono::milliseconds(500);
-      self
-        ->request(st.aggregators[g], agg_deadline, step_atom_v, std::move(plan),
-                  params)
+      auto& agg = st.aggregators[g];
+      caf::duration agg_timeout{2 * deadline + std::chrono::milliseconds(500)};
+      if (agg.node() == self->node())
+        agg_timeout = caf::infinite;
+      self->request(agg, agg_timeout, step_atom_v, std::move(plan), params)
         .then([=](grad_msg& msg) { on_reply(self, slot, msg); },
               [=](caf::error& err) {
                 if (!current())
@@ -621,6 +632,48 @@ void issue_step(self_ptr self) {
                                                   describe(err))));
               });
     }
+  }
+}
+
+/// Every quarter second: loses the members of an overdue step that have
+/// not answered (asking aggregators which of their workers those are).
+void watchdog(self_ptr self) {
+  auto& st = self->state;
+  if (st.training_done || !st.done.pending())
+    return;
+  self->delayed_send(self, std::chrono::milliseconds(250), watchdog_atom_v);
+  if (!st.in_flight || st.waiting
+      || self->clock().now() - st.t_sent <= st.deadline)
+    return;
+  auto step = st.step;
+  auto attempt = st.attempt;
+  auto why = fmt::format("no answer to step {} within {} ms", step,
+                         st.deadline.count());
+  for (auto slot : st.reduction.missing()) {
+    auto g = st.slot_via.count(slot) > 0 ? st.slot_via[slot] : -1;
+    if (g < 0) {
+      lose_worker(self, slot, why);
+    } else if (g < static_cast<int32_t>(st.aggregators.size())
+               && st.aggregators[g]) {
+      self
+        ->request(st.aggregators[g], st.deadline, watchdog_atom_v, step,
+                  attempt)
+        .then(
+          [=](grad_msg& answer) {
+            auto& st = self->state;
+            if (!st.in_flight || st.step != step || st.attempt != attempt)
+              return;
+            for (auto r : answer.lost)
+              lose_worker(self, r, why + " (seen by its aggregator)");
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            if (st.in_flight && st.step == step && st.attempt == attempt)
+              lose_aggregator(self, static_cast<size_t>(g), describe(err));
+          });
+    }
+    if (!st.in_flight || st.step != step || st.attempt != attempt)
+      return; // a loss redid the step
   }
 }
 
@@ -687,6 +740,7 @@ void start(self_ptr self) {
   st.t_start = clock_type::now();
   st.t_epoch = st.t_start;
   next_step(self);
+  watchdog(self);
 }
 
 void maybe_start(self_ptr self) {
@@ -953,6 +1007,7 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
         caf::actor worker) {
       return on_ready(self, rank, fingerprint, std::move(worker));
     },
+    [=](watchdog_atom) { watchdog(self); },
     [=](tick_atom, uint64_t id) {
       auto& st = self->state;
       if (!st.waiting || id != st.wait_id || !st.done.pending())

@@ -24,7 +24,7 @@ namespace dml {
 
 /// The version of the wire protocol. Peers with another version are refused
 /// at the handshake (it is part of the middleman's app identifier too).
-constexpr uint32_t protocol_version = 2;
+constexpr uint32_t protocol_version = 3;
 
 /// A float buffer that travels by reference inside one process and as one raw
 /// block of bytes (host byte order, x86_64 little endian) across processes:
@@ -280,5 +280,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
   /// Master to observers: a metrics record (JSON text).
   CAF_ADD_ATOM(dml, dml, record_atom, "record")
   CAF_ADD_ATOM(dml, dml, tick_atom, "tick")
+  CAF_ADD_ATOM(dml, dml, watchdog_atom, "watchdog")
 
 CAF_END_TYPE_ID_BLOCK(dml)
