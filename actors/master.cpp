@@ -212,22 +212,32 @@ void note_fault(self_ptr self, const std::string& what) {
   st.out->note(what);
 }
 
+/// Streams the rows of shards `ids` to `target` (rank `r`'s node or
+/// shard-worker) and watches the shipper: if it fails, rank `r` is lost
+/// (see on_down).
+void spawn_shipper(self_ptr self, int32_t r, const caf::actor& target,
+                   const std::vector<uint32_t>& ids) {
+  auto& st = self->state;
+  shard_plan geo{st.setup.rows, st.setup.shards};
+  std::vector<shipment> work;
+  for (auto id : ids) {
+    auto& s = geo.shards()[id];
+    work.push_back(shipment{id, s.begin, 0, s.size()});
+  }
+  auto shipper = self->spawn(data_shipper, st.setup.train, target,
+                             std::move(work), st.setup.chunk_bytes,
+                             st.setup.ship_window, st.setup.step_timeout);
+  self->monitor(shipper);
+  st.shippers.emplace(shipper.address(), r);
+}
+
 /// Ships the rows of `shards` to rank `r`'s shard-worker (a worker process
 /// holding only its own rows); steps wait until they have arrived.
 void ship_shards(self_ptr self, int32_t r, const std::vector<uint32_t>& ids) {
   auto& st = self->state;
   if (ids.empty() || !st.setup.train)
     return;
-  std::vector<shipment> work;
-  for (auto id : ids) {
-    auto& s = st.plan.shards()[id];
-    work.push_back(shipment{id, s.begin, 0, s.size()});
-  }
-  auto shipper = self->spawn(data_shipper, st.setup.train, st.workers[r],
-                             std::move(work), st.setup.chunk_bytes,
-                             st.setup.ship_window, st.setup.step_timeout);
-  self->monitor(shipper);
-  st.shippers.emplace(shipper.address(), r);
+  spawn_shipper(self, r, st.workers[r], ids);
   if (st.awaiting[r]++ == 0)
     st.ship_start[r] = clock_type::now();
 }
@@ -842,18 +852,7 @@ void ship_rows(self_ptr self, int32_t r) {
   if (r < 0 || static_cast<size_t>(r) >= st.nodes.size() || !st.nodes[r]
       || !st.setup.train || st.started)
     return;
-  shard_plan geo{st.setup.rows, st.setup.shards};
-  std::vector<shipment> work;
-  for (auto id : shards_of(self, r)) {
-    auto& s = geo.shards()[id];
-    work.push_back(shipment{id, s.begin, 0, s.size()});
-  }
-  auto shipper = self->spawn(data_shipper, st.setup.train, st.nodes[r],
-                             std::move(work), st.setup.chunk_bytes,
-                             st.setup.ship_window, st.setup.step_timeout);
-  // Watched: if it fails, the rank is free again (see on_down).
-  self->monitor(shipper);
-  st.shippers.emplace(shipper.address(), r);
+  spawn_shipper(self, r, st.nodes[r], shards_of(self, r));
 }
 
 caf::result<bool> on_ready(self_ptr self, int32_t r,
