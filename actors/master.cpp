@@ -695,6 +695,12 @@ error restore(self_ptr self, const checkpoint& c) {
                       fmt::format("checkpoint: {} parameters, the model has "
                                   "{}",
                                   c.model.params.size(), st.params->size()));
+  if (c.opt.m.size() != st.opt.m.size() || c.opt.v.size() != st.opt.v.size())
+    return make_error(errc::shape_mismatch,
+                      fmt::format("checkpoint: optimizer state of {}+{} "
+                                  "values, the job's optimizer keeps {}+{}",
+                                  c.opt.m.size(), c.opt.v.size(),
+                                  st.opt.m.size(), st.opt.v.size()));
   if (c.cursors.size() != st.plan.shards().size())
     return make_error(errc::shape_mismatch,
                       fmt::format("checkpoint: {} shards, the job has {}",

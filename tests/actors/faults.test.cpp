@@ -229,6 +229,32 @@ BOOST_FIXTURE_TEST_CASE(resuming_from_a_checkpoint_is_bit_identical,
   }
 }
 
+BOOST_FIXTURE_TEST_CASE(a_checkpoint_of_another_shape_is_refused,
+                        graph_fixture) {
+  temp_dir dir;
+  auto s = spec(2, 0, 4);
+  run_options o;
+  o.checkpoint_dir = dir.path;
+  o.checkpoint_every = 10;
+  run(s, o);
+  BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
+  auto c = load_checkpoint(dir.path + "/" + checkpoint_name(20));
+  BOOST_REQUIRE(static_cast<bool>(c));
+  auto bad = *c;
+  bad.opt.m.resize(3);
+  run_options r;
+  r.resume = std::make_shared<const checkpoint>(bad);
+  BOOST_TEST(run(s, r).is_null());
+  BOOST_TEST(failure
+             == "checkpoint: optimizer state of 3+0 values, the job's "
+                "optimizer keeps 18+0");
+  bad = *c;
+  bad.cursors.pop_back();
+  r.resume = std::make_shared<const checkpoint>(bad);
+  BOOST_TEST(run(s, r).is_null());
+  BOOST_TEST(failure == "checkpoint: 3 shards, the job has 4");
+}
+
 BOOST_FIXTURE_TEST_CASE(a_damaged_checkpoint_is_skipped_with_a_warning,
                         graph_fixture) {
   temp_dir dir;
