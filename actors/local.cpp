@@ -37,14 +37,7 @@ master_setup make_master_setup(const local_options& opts,
   ms.rows = data.train->rows;
   ms.shards = shard_count(opts.spec, ms.rows);
   ms.step_timeout = opts.step_timeout;
-  ms.adaptive_timeout = opts.adaptive_timeout;
-  ms.min_workers = opts.min_workers;
-  ms.join_timeout = opts.join_timeout;
-  ms.checkpoint_dir = opts.checkpoint_dir;
-  ms.checkpoint_every = opts.checkpoint_every;
-  ms.checkpoint_keep = opts.checkpoint_keep;
-  ms.resume = opts.resume;
-  ms.faults = opts.faults;
+  ms.recovery = opts.recovery;
   ms.model_out = opts.model_out;
   ms.report = opts.report;
   ms.report.task = data.task;
@@ -127,7 +120,7 @@ run_local(caf::actor_system& sys, const local_options& opts,
     ws.seed = spec.seed;
     ws.rows = data.train->rows;
     ws.shards = shards;
-    ws.faults = opts.faults;
+    ws.faults = opts.recovery.faults;
     auto w = sys.spawn(shard_worker, std::move(ws));
     members.push_back(w);
     self

@@ -21,17 +21,8 @@ struct local_options {
   std::string model_out;
   report_options report;
   std::chrono::milliseconds step_timeout{60000};
-  /// Fault tolerance (see master_setup): adaptive step deadline, fewest
-  /// live workers and the wait for joiners, checkpoints, resuming, and
-  /// injected faults.
-  bool adaptive_timeout = false;
-  uint32_t min_workers = 1;
-  std::chrono::milliseconds join_timeout{60000};
-  std::string checkpoint_dir;
-  uint64_t checkpoint_every = 0;
-  size_t checkpoint_keep = 3;
-  std::shared_ptr<const checkpoint> resume;
-  std::vector<fault> faults;
+  /// Fault handling; its injected faults also go to the shard-workers.
+  recovery_options recovery;
   /// Registered names of the pluggable actors to spawn.
   std::string aggregator_type = "aggregator";
   std::string evaluator_type = "evaluator";

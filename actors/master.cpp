@@ -175,28 +175,30 @@ std::string write_checkpoint(self_ptr self) {
   auto& st = self->state;
   if (!st.params)
     return {};
-  if (st.setup.checkpoint_dir.empty())
+  if (st.setup.recovery.checkpoint_dir.empty())
     return "; no checkpoint written (no --checkpoint-dir)";
-  if (auto err = save_checkpoint(st.setup.checkpoint_dir, make_checkpoint(self),
-                                 st.setup.checkpoint_keep)) {
+  if (auto err = save_checkpoint(st.setup.recovery.checkpoint_dir,
+                                 make_checkpoint(self),
+                                 st.setup.recovery.checkpoint_keep)) {
     st.out->note("warning: " + err.message());
     return "; writing a checkpoint failed: " + err.message();
   }
   return fmt::format("; checkpoint of step {} in {}", st.step,
-                     st.setup.checkpoint_dir);
+                     st.setup.recovery.checkpoint_dir);
 }
 
 /// Copies the state and writes it on a thread of its own; its exit reason
 /// carries a failure (see on_down).
 void write_checkpoint_in_background(self_ptr self) {
   auto& st = self->state;
-  auto job = [c = make_checkpoint(self), dir = st.setup.checkpoint_dir,
-              keep = st.setup.checkpoint_keep](caf::event_based_actor* w) {
-    if (auto err = save_checkpoint(dir, c, keep))
-      w->quit(to_caf(err));
-    else
-      w->quit();
-  };
+  auto job =
+    [c = make_checkpoint(self), dir = st.setup.recovery.checkpoint_dir,
+     keep = st.setup.recovery.checkpoint_keep](caf::event_based_actor* w) {
+      if (auto err = save_checkpoint(dir, c, keep))
+        w->quit(to_caf(err));
+      else
+        w->quit();
+    };
   auto writer = self->spawn<caf::detached + caf::monitored>(std::move(job));
   st.ckpt_writer = writer.address();
 }
@@ -261,6 +263,15 @@ void balance(self_ptr self) {
   }
 }
 
+/// Issues the next step if none is in flight and the job is running (a step
+/// held back by rows on their way or too few workers).
+void issue_if_idle(self_ptr self) {
+  auto& st = self->state;
+  if (!st.in_flight && st.started && !st.training_done && !st.waiting
+      && st.done.pending())
+    issue_step(self);
+}
+
 /// Redoes the step in flight with a new attempt number, or, between steps,
 /// issues the next one if nothing else holds it back (rows on their way, too
 /// few workers: whatever clears those issues it).
@@ -271,8 +282,7 @@ void redo_step(self_ptr self) {
     issue_step(self);
     return;
   }
-  if (st.started && !st.training_done && !st.waiting && st.done.pending())
-    issue_step(self);
+  issue_if_idle(self);
 }
 
 /// Waits for joiners until `join_timeout`, then fails the job.
@@ -284,9 +294,10 @@ void wait_for_workers(self_ptr self) {
   auto id = ++st.wait_id;
   st.out->note(fmt::format("{} live workers, --min-workers is {}: waiting up "
                            "to {} s for workers to join",
-                           live_ranks(self).size(), st.setup.min_workers,
-                           st.setup.join_timeout.count() / 1000.0));
-  self->delayed_send(self, st.setup.join_timeout, tick_atom_v, id);
+                           live_ranks(self).size(),
+                           st.setup.recovery.min_workers,
+                           st.setup.recovery.join_timeout.count() / 1000.0));
+  self->delayed_send(self, st.setup.recovery.join_timeout, tick_atom_v, id);
 }
 
 /// Drops rank `r` from the job: its shards go to the live ranks and the
@@ -325,7 +336,7 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
              fmt::format("worker rank {} lost: {}; its shards move to "
                          "the live workers",
                          r, why));
-  if (live_ranks(self).size() < std::max(1u, st.setup.min_workers)) {
+  if (live_ranks(self).size() < std::max(1u, st.setup.recovery.min_workers)) {
     wait_for_workers(self);
     return;
   }
@@ -431,9 +442,9 @@ void complete_step(self_ptr self) {
                              "fault",
                              st.step, secs));
   }
-  if (st.setup.checkpoint_every > 0
-      && st.step % st.setup.checkpoint_every == 0) {
-    if (!st.setup.checkpoint_in_background)
+  if (st.setup.recovery.checkpoint_every > 0
+      && st.step % st.setup.recovery.checkpoint_every == 0) {
+    if (!st.setup.recovery.checkpoint_in_background)
       write_checkpoint(self);
     else if (!st.ckpt_writer)
       write_checkpoint_in_background(self);
@@ -477,10 +488,11 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
 /// Returns the deadline of the next step.
 std::chrono::milliseconds step_deadline(self_ptr self) {
   auto& st = self->state;
-  if (!st.setup.adaptive_timeout || st.mean_step_s == 0)
+  if (!st.setup.recovery.adaptive_timeout || st.mean_step_s == 0)
     return st.setup.step_timeout;
   auto ms = static_cast<int64_t>(20 * 1000 * st.mean_step_s);
-  return std::max(st.setup.min_step_timeout, std::chrono::milliseconds(ms));
+  return std::max(st.setup.recovery.min_step_timeout,
+                  std::chrono::milliseconds(ms));
 }
 
 void next_step(self_ptr self) {
@@ -509,7 +521,7 @@ void inject(self_ptr self) {
     return;
   for (size_t g = 0; g < st.aggregators.size(); ++g)
     if (st.aggregators[g]
-        && find_fault(st.setup.faults, fault_kind::kill_aggregator,
+        && find_fault(st.setup.recovery.faults, fault_kind::kill_aggregator,
                       static_cast<int32_t>(g), st.step))
       self->send_exit(st.aggregators[g], caf::exit_reason::kill);
 }
@@ -527,7 +539,7 @@ void issue_step(self_ptr self) {
     if (n > 0)
       return; // adopted rows still on their way
   auto live = live_ranks(self);
-  if (live.size() < std::max(1u, st.setup.min_workers)) {
+  if (live.size() < std::max(1u, st.setup.recovery.min_workers)) {
     wait_for_workers(self);
     return;
   }
@@ -554,19 +566,16 @@ void issue_step(self_ptr self) {
   auto attempt = st.attempt;
   // Group the work: by aggregator, or one slot per rank sent directly. A
   // group's slot is its lowest rank, so slots sum in rank order.
+  // `st.work` is in rank order, so a group's first rank is its lowest.
   std::map<int32_t, step_plan> plans;
-  std::map<int32_t, int32_t> via;
+  std::map<int32_t, int32_t> group_slot;
+  st.slot_via.clear();
   for (auto& a : st.work) {
     auto g = st.route[a.rank];
     if (g >= 0 && !st.aggregators[g])
       g = -1;
-    auto slot = a.rank;
-    if (g >= 0) {
-      for (auto& [s, agg] : via)
-        if (agg == g)
-          slot = s;
-    }
-    via.emplace(slot, g);
+    auto slot = g < 0 ? a.rank : group_slot.emplace(g, a.rank).first->second;
+    st.slot_via.emplace(slot, g);
     auto& plan = plans[slot];
     plan.step = step;
     plan.epoch = st.epoch;
@@ -575,7 +584,6 @@ void issue_step(self_ptr self) {
     plan.work.push_back(a);
   }
   st.deadline = deadline;
-  st.slot_via = via;
   st.t_sent = self->clock().now();
   std::vector<int32_t> slots;
   for (auto& [slot, plan] : plans)
@@ -600,7 +608,7 @@ void issue_step(self_ptr self) {
     return caf::duration{deadline};
   };
   for (auto& [slot, plan] : plans) {
-    auto g = via[slot];
+    auto g = st.slot_via[slot];
     if (g < 0) {
       auto rank = slot;
       auto& worker = st.workers[rank];
@@ -735,8 +743,8 @@ void start(self_ptr self) {
   for (size_t r = 0; r < st.workers.size(); ++r)
     ranks.push_back(static_cast<int32_t>(r));
   st.plan.assign_round_robin(ranks);
-  if (st.setup.resume) {
-    if (auto err = restore(self, *st.setup.resume)) {
+  if (st.setup.recovery.resume) {
+    if (auto err = restore(self, *st.setup.recovery.resume)) {
       fail(self, to_caf(err));
       return;
     }
@@ -788,10 +796,20 @@ void admit(self_ptr self, int32_t r) {
   st.out->note(fmt::format("worker rank {} joined the running job", r));
   balance(self);
   if (st.waiting
-      && live_ranks(self).size() >= std::max(1u, st.setup.min_workers)) {
+      && live_ranks(self).size()
+        >= std::max(1u, st.setup.recovery.min_workers)) {
     st.waiting = false;
-    issue_step(self);
+    issue_step(self); // the step that was in flight, if any, again
   }
+}
+
+/// Rank `r` has its shard-worker: it joins the running job, or the job
+/// starts once every rank has one.
+void admit_or_start(self_ptr self, int32_t r) {
+  if (self->state.started)
+    admit(self, r);
+  else
+    maybe_start(self);
 }
 
 /// Returns the first rank not given out, or -1.
@@ -884,10 +902,7 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     return make_caf_error(errc::bad_value, msg);
   }
   st.workers[r] = std::move(worker);
-  if (st.started)
-    admit(self, r);
-  else
-    maybe_start(self);
+  admit_or_start(self, r);
   return true;
 }
 
@@ -918,8 +933,7 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
                                "in {:.3f} s",
                                r, seconds_since(st.ship_start[r])));
       st.ship_start.erase(r);
-      if (!st.in_flight && st.started && !st.training_done)
-        issue_step(self);
+      issue_if_idle(self);
     }
     return;
   }
@@ -972,10 +986,7 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
         st.reserved[rank] = true;
         self->monitor(member);
         st.workers[rank] = std::move(member);
-        if (st.started)
-          admit(self, rank);
-        else
-          maybe_start(self);
+        admit_or_start(self, rank);
         return rank;
       }
       if (info.role == "aggregator") {
@@ -1020,8 +1031,9 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       auto saved = save_model(self);
       auto why = fmt::format("only {} live workers, --min-workers is {}, and "
                              "none joined within {} s{}",
-                             live_ranks(self).size(), st.setup.min_workers,
-                             st.setup.join_timeout.count() / 1000.0,
+                             live_ranks(self).size(),
+                             st.setup.recovery.min_workers,
+                             st.setup.recovery.join_timeout.count() / 1000.0,
                              write_checkpoint(self));
       if (saved)
         why += "; saving the model failed: " + saved.message();
@@ -1034,7 +1046,7 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       if (!st.setup.model_out.empty())
         why += saved ? "; saving the model failed: " + saved.message()
                      : "; model saved to " + st.setup.model_out;
-      if (st.started && !st.setup.checkpoint_dir.empty())
+      if (st.started && !st.setup.recovery.checkpoint_dir.empty())
         why += write_checkpoint(self);
       fail(self, make_caf_error(errc::timeout, why));
     },

@@ -26,21 +26,10 @@
 
 namespace dml {
 
-/// What the master needs to run a job.
-struct master_setup {
-  job_spec spec;
-  /// Model shape, task and preprocessing (saved with the parameters).
-  model_file meta;
-  /// A model instance of the master's own (for sizes and the L2 term).
-  std::shared_ptr<model> instance;
-  /// Training rows, and the shard count of the plan.
-  uint64_t rows = 0;
-  uint32_t shards = 1;
-  /// Deadline of one step (every request carries one). With
-  /// `adaptive_timeout`, this is the deadline of the steps before one has
-  /// completed; later steps get 20 times the mean step time, but at least
-  /// `min_step_timeout`.
-  std::chrono::milliseconds step_timeout{60000};
+/// How the master handles faults (docs/operations.md).
+struct recovery_options {
+  /// Adapt the step deadline: after the first step, 20 times the mean step
+  /// time, but at least `min_step_timeout`.
   bool adaptive_timeout = false;
   std::chrono::milliseconds min_step_timeout{1000};
   /// Fewest live workers to go on with; below, wait up to `join_timeout`
@@ -59,8 +48,26 @@ struct master_setup {
   bool checkpoint_in_background = true;
   /// Where to start from instead of step 0 (`--resume`).
   std::shared_ptr<const checkpoint> resume;
-  /// Injected faults the master carries out (`kill-aggregator`).
+  /// Injected faults (`--inject`): the master carries out
+  /// `kill-aggregator`, the shard-workers the others.
   std::vector<fault> faults;
+};
+
+/// What the master needs to run a job.
+struct master_setup {
+  job_spec spec;
+  /// Model shape, task and preprocessing (saved with the parameters).
+  model_file meta;
+  /// A model instance of the master's own (for sizes and the L2 term).
+  std::shared_ptr<model> instance;
+  /// Training rows, and the shard count of the plan.
+  uint64_t rows = 0;
+  uint32_t shards = 1;
+  /// Deadline of one step (every request carries one). With
+  /// `recovery.adaptive_timeout`, this is the deadline of the steps before
+  /// one has completed.
+  std::chrono::milliseconds step_timeout{60000};
+  recovery_options recovery;
   /// Where to save the model at the end (empty: nowhere).
   std::string model_out;
   report_options report;

@@ -120,18 +120,6 @@ private:
   std::thread thread_;
 };
 
-/// Copies the fault-tolerance flags into `lo`.
-void set_fault_options(const node_options& o, local_options& lo) {
-  lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
-  lo.adaptive_timeout = !o.step_timeout_given;
-  lo.min_workers = o.min_workers;
-  lo.join_timeout = std::chrono::milliseconds(o.join_timeout_ms);
-  lo.checkpoint_dir = o.checkpoint_dir;
-  lo.checkpoint_every = o.checkpoint_every;
-  lo.checkpoint_keep = o.checkpoint_keep;
-  lo.faults = o.faults;
-}
-
 /// With `--resume DIR`: loads the newest valid checkpoint (warning about
 /// damaged ones) and makes its job spec the job's. Returns null without.
 expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
@@ -154,6 +142,27 @@ expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
   return std::make_shared<const checkpoint>(std::move(found->data));
 }
 
+/// Returns the options shared by the local and master roles (`resume`: the
+/// checkpoint to start from, or null).
+local_options local_options_of(const node_options& o,
+                               std::shared_ptr<const checkpoint> resume) {
+  local_options lo;
+  lo.spec = o.spec;
+  lo.model_out = o.model_out;
+  lo.report = report_options_of(o);
+  lo.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  auto& r = lo.recovery;
+  r.adaptive_timeout = !o.step_timeout_given;
+  r.min_workers = o.min_workers;
+  r.join_timeout = std::chrono::milliseconds(o.join_timeout_ms);
+  r.checkpoint_dir = o.checkpoint_dir;
+  r.checkpoint_every = o.checkpoint_every;
+  r.checkpoint_keep = o.checkpoint_keep;
+  r.resume = std::move(resume);
+  r.faults = o.faults;
+  return lo;
+}
+
 int run_master_role(node_options o, const model_registry& registry,
                     const actor_registry& actors) {
   auto resume = load_resume(o);
@@ -168,12 +177,7 @@ int run_master_role(node_options o, const model_registry& registry,
   auto instance = registry.make(data->config);
   if (!instance)
     return fail(instance.err());
-  local_options lo;
-  lo.spec = o.spec;
-  lo.model_out = o.model_out;
-  lo.report = report_options_of(o);
-  set_fault_options(o, lo);
-  lo.resume = *resume;
+  auto lo = local_options_of(o, *resume);
   auto ms = make_master_setup(lo, *data,
                               std::shared_ptr<model>{std::move(*instance)});
   ms.train = data->train;
@@ -357,12 +361,7 @@ int run_local_role(node_options o, const model_registry& registry,
     auto probe = registry.make(data->config);
     return fail(probe.err());
   }
-  local_options lo;
-  lo.spec = o.spec;
-  lo.model_out = o.model_out;
-  lo.report = report_options_of(o);
-  set_fault_options(o, lo);
-  lo.resume = *resume;
+  auto lo = local_options_of(o, *resume);
   lo.aggregator_type = o.aggregator_type;
   lo.evaluator_type = o.evaluator_type;
   lo.observers = o.observers;

@@ -88,7 +88,7 @@ BOOST_AUTO_TEST_CASE(fault_lists_parse_or_name_the_problem) {
 BOOST_FIXTURE_TEST_CASE(a_killed_worker_costs_one_redone_step, graph_fixture) {
   auto s = spec(3, 0, 7);
   run_options o;
-  o.faults = faults("kill:rank=1,step=5");
+  o.recovery.faults = faults("kill:rank=1,step=5");
   auto rec = run(s, o);
   check_complete(rec, failure, 1, 2);
   BOOST_TEST(rec["steps_redone"].get<uint64_t>() == 1u);
@@ -103,7 +103,7 @@ BOOST_FIXTURE_TEST_CASE(a_killed_worker_costs_one_redone_step, graph_fixture) {
 BOOST_FIXTURE_TEST_CASE(a_killed_worker_behind_an_aggregator, graph_fixture) {
   auto s = spec(4, 2, 16);
   run_options o;
-  o.faults = faults("kill:rank=2,step=9");
+  o.recovery.faults = faults("kill:rank=2,step=9");
   check_complete(run(s, o), failure, 1, 3);
 }
 
@@ -111,7 +111,7 @@ BOOST_FIXTURE_TEST_CASE(a_hung_worker_is_dropped_and_its_late_reply_ignored,
                         graph_fixture) {
   auto s = spec(3, 0, 7);
   run_options o;
-  o.faults = faults("hang:rank=1,step=10,ms=3000");
+  o.recovery.faults = faults("hang:rank=1,step=10,ms=3000");
   auto rec = run(s, o);
   check_complete(rec, failure, 1, 2);
   BOOST_TEST(rec["steps_redone"].get<uint64_t>() == 1u);
@@ -123,7 +123,7 @@ BOOST_FIXTURE_TEST_CASE(a_hung_worker_is_dropped_and_its_late_reply_ignored,
 BOOST_FIXTURE_TEST_CASE(a_lost_gradient_redoes_the_step, graph_fixture) {
   auto s = spec(2, 0, 4);
   run_options o;
-  o.faults = faults("drop-gradient:rank=0,step=7");
+  o.recovery.faults = faults("drop-gradient:rank=0,step=7");
   auto rec = run(s, o);
   check_complete(rec, failure, 1, 1);
 }
@@ -132,7 +132,7 @@ BOOST_FIXTURE_TEST_CASE(a_slow_worker_under_the_deadline_changes_nothing,
                         graph_fixture) {
   auto s = spec(3, 1, 7);
   run_options o;
-  o.faults = faults("delay:rank=1,ms=20");
+  o.recovery.faults = faults("delay:rank=1,ms=20");
   auto slow = run(s, o);
   check_complete(slow, failure, 0, 3);
   auto clean = run(s);
@@ -142,7 +142,7 @@ BOOST_FIXTURE_TEST_CASE(a_slow_worker_under_the_deadline_changes_nothing,
 BOOST_FIXTURE_TEST_CASE(a_lost_aggregator_reroutes_its_workers, graph_fixture) {
   auto s = spec(4, 2, 16);
   run_options o;
-  o.faults = faults("kill-aggregator:rank=0,step=6");
+  o.recovery.faults = faults("kill-aggregator:rank=0,step=6");
   auto rec = run(s, o);
   check_complete(rec, failure, 1, 4);
   BOOST_TEST(rec["steps_redone"].get<uint64_t>() == 1u);
@@ -153,10 +153,10 @@ BOOST_FIXTURE_TEST_CASE(too_few_workers_stop_with_an_error_and_a_checkpoint,
   temp_dir dir;
   auto s = spec(2, 0, 4);
   run_options o;
-  o.faults = faults("kill:rank=1,step=5");
-  o.min_workers = 2;
-  o.checkpoint_dir = dir.path;
-  o.checkpoint_every = 1000;
+  o.recovery.faults = faults("kill:rank=1,step=5");
+  o.recovery.min_workers = 2;
+  o.recovery.checkpoint_dir = dir.path;
+  o.recovery.checkpoint_every = 1000;
   auto rec = run(s, o);
   BOOST_TEST(rec.is_null());
   BOOST_TEST(failure
@@ -195,8 +195,8 @@ BOOST_FIXTURE_TEST_CASE(a_joiner_replaces_a_lost_worker_below_the_minimum,
                         graph_fixture) {
   auto s = spec(2, 0, 4);
   run_options o;
-  o.faults = faults("kill:rank=1,step=1");
-  o.min_workers = 2;
+  o.recovery.faults = faults("kill:rank=1,step=1");
+  o.recovery.min_workers = 2;
   o.late_joiners = 1;
   o.join_after_events = 200;
   auto rec = run(s, o);
@@ -208,9 +208,9 @@ BOOST_FIXTURE_TEST_CASE(resuming_from_a_checkpoint_is_bit_identical,
   temp_dir dir;
   auto s = spec(3, 1, 7);
   run_options o;
-  o.checkpoint_dir = dir.path;
-  o.checkpoint_every = 10;
-  o.checkpoint_keep = 100;
+  o.recovery.checkpoint_dir = dir.path;
+  o.recovery.checkpoint_every = 10;
+  o.recovery.checkpoint_keep = 100;
   auto whole = run(s, o);
   BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
   // Steps 10, 20, 30: mid-epoch (an epoch has 13 steps).
@@ -219,7 +219,7 @@ BOOST_FIXTURE_TEST_CASE(resuming_from_a_checkpoint_is_bit_identical,
     BOOST_REQUIRE(static_cast<bool>(c));
     BOOST_TEST(c->step == step);
     run_options r;
-    r.resume = std::make_shared<const checkpoint>(*c);
+    r.recovery.resume = std::make_shared<const checkpoint>(*c);
     auto resumed = run(s, r);
     BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
     BOOST_TEST(resumed["params_sha256"] == whole["params_sha256"]);
@@ -234,8 +234,8 @@ BOOST_FIXTURE_TEST_CASE(a_checkpoint_of_another_shape_is_refused,
   temp_dir dir;
   auto s = spec(2, 0, 4);
   run_options o;
-  o.checkpoint_dir = dir.path;
-  o.checkpoint_every = 10;
+  o.recovery.checkpoint_dir = dir.path;
+  o.recovery.checkpoint_every = 10;
   run(s, o);
   BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
   auto c = load_checkpoint(dir.path + "/" + checkpoint_name(20));
@@ -243,14 +243,14 @@ BOOST_FIXTURE_TEST_CASE(a_checkpoint_of_another_shape_is_refused,
   auto bad = *c;
   bad.opt.m.resize(3);
   run_options r;
-  r.resume = std::make_shared<const checkpoint>(bad);
+  r.recovery.resume = std::make_shared<const checkpoint>(bad);
   BOOST_TEST(run(s, r).is_null());
   BOOST_TEST(failure
              == "checkpoint: optimizer state of 3+0 values, the job's "
                 "optimizer keeps 18+0");
   bad = *c;
   bad.cursors.pop_back();
-  r.resume = std::make_shared<const checkpoint>(bad);
+  r.recovery.resume = std::make_shared<const checkpoint>(bad);
   BOOST_TEST(run(s, r).is_null());
   BOOST_TEST(failure == "checkpoint: 3 shards, the job has 4");
 }
@@ -260,9 +260,9 @@ BOOST_FIXTURE_TEST_CASE(a_damaged_checkpoint_is_skipped_with_a_warning,
   temp_dir dir;
   auto s = spec(2, 0, 4);
   run_options o;
-  o.checkpoint_dir = dir.path;
-  o.checkpoint_every = 10;
-  o.checkpoint_keep = 2;
+  o.recovery.checkpoint_dir = dir.path;
+  o.recovery.checkpoint_every = 10;
+  o.recovery.checkpoint_keep = 2;
   run(s, o);
   BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
   // 39 steps: checkpoints 10, 20, 30; only the newest two are kept.

@@ -19,15 +19,20 @@
 
 namespace dml::test {
 
+inline recovery_options test_recovery() {
+  recovery_options r;
+  r.adaptive_timeout = true;
+  r.min_step_timeout = std::chrono::milliseconds(1000);
+  r.join_timeout = std::chrono::milliseconds(5000);
+  r.checkpoint_in_background = false;
+  return r;
+}
+
 /// How `graph_fixture::run` sets up and disturbs a job.
 struct run_options {
-  std::vector<fault> faults;
-  uint32_t min_workers = 1;
-  std::chrono::milliseconds join_timeout{5000};
-  std::string checkpoint_dir;
-  uint64_t checkpoint_every = 0;
-  size_t checkpoint_keep = 3;
-  std::shared_ptr<const checkpoint> resume;
+  /// The master's fault handling; `run` makes the deadline adaptive and
+  /// writes checkpoints in the step loop (files complete when the job ends).
+  recovery_options recovery = test_recovery();
   /// Workers that join after the start: after this many scheduler events
   /// (0: none).
   size_t late_joiners = 0;
@@ -95,22 +100,13 @@ struct graph_fixture : deterministic_fixture {
     ms.report.quiet = true;
     ms.report.epochs = s.epochs;
     ms.report.rows = ms.rows;
-    ms.adaptive_timeout = true;
     ms.step_timeout = std::chrono::milliseconds(60000);
-    ms.min_step_timeout = std::chrono::milliseconds(1000);
-    ms.min_workers = o.min_workers;
-    ms.join_timeout = o.join_timeout;
-    ms.checkpoint_dir = o.checkpoint_dir;
-    ms.checkpoint_every = o.checkpoint_every;
-    ms.checkpoint_keep = o.checkpoint_keep;
-    ms.checkpoint_in_background = false; // files complete when the job ends
-    ms.resume = o.resume;
-    ms.faults = o.faults;
+    ms.recovery = o.recovery;
     auto boss = sys.spawn(master, ms);
     caf::scoped_actor self{sys};
     std::vector<caf::actor> members;
     for (uint32_t r = 0; r < s.workers; ++r) {
-      auto w = spawn_worker(s, ms.shards, o.faults);
+      auto w = spawn_worker(s, ms.shards, o.recovery.faults);
       members.push_back(w);
       self->send(boss, join_atom_v, member_info{"worker", protocol_version, {}},
                  w);
