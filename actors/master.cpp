@@ -1,11 +1,14 @@
 #include "actors/master.hpp"
 
+#include <random>
+
 #include <fmt/format.h>
 
 #include <caf/all.hpp>
 
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
+#include "actors/link_bridge.hpp"
 #include "actors/messages.hpp"
 #include "runtime/checkpoints.hpp"
 #include "runtime/sha256.hpp"
@@ -317,6 +320,8 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
   st.holds.erase(r);
   st.ship_start.erase(r);
   st.awaiting.erase(r);
+  st.links.erase(r);
+  st.link_tokens.erase(r);
   if (node) {
     // Fence it: if it was only frozen, it exits when it wakes up.
     self->demonitor(node);
@@ -485,6 +490,22 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
     complete_step(self);
 }
 
+/// Handles a reply that came on rank `r`'s tensor link.
+void on_linked_reply(self_ptr self, int32_t r, grad_msg& msg) {
+  auto& st = self->state;
+  if (st.links.count(r) == 0)
+    return; // from a link closed since
+  if (!msg.refused.empty()) {
+    if (st.in_flight && msg.step == st.step && msg.attempt == st.attempt)
+      fail(self,
+           make_caf_error(errc::protocol_violation,
+                          fmt::format("step {}: worker rank {}: {}", msg.step,
+                                      r, msg.refused)));
+    return;
+  }
+  on_reply(self, r, msg);
+}
+
 /// Returns the deadline of the next step.
 std::chrono::milliseconds step_deadline(self_ptr self) {
   auto& st = self->state;
@@ -612,6 +633,12 @@ void issue_step(self_ptr self) {
     if (g < 0) {
       auto rank = slot;
       auto& worker = st.workers[rank];
+      if (auto i = st.links.find(rank); i != st.links.end()) {
+        // The reply comes back on the link, as (link_atom, rank, grad_msg).
+        plan.linked = true;
+        send_step(*i->second, plan, params);
+        continue;
+      }
       self
         ->request(worker, timeout_for(worker), step_atom_v, std::move(plan),
                   params)
@@ -832,6 +859,15 @@ std::vector<uint32_t> shards_of(self_ptr self, int32_t r) {
   return result;
 }
 
+/// Returns a random, non-zero token for a tensor link.
+uint64_t fresh_token() {
+  std::random_device dev;
+  uint64_t x = 0;
+  while (x == 0)
+    x = (static_cast<uint64_t>(dev()) << 32) ^ dev();
+  return x;
+}
+
 caf::result<job_setup>
 join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   auto& st = self->state;
@@ -861,6 +897,11 @@ join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   js.mean = st.setup.meta.stdz.mean;
   js.scale = st.setup.meta.stdz.scale;
   js.shipped = info.fingerprint.empty();
+  if (st.setup.links) {
+    js.link_port = st.setup.links->port();
+    js.link_token = fresh_token();
+    st.link_tokens[r] = js.link_token;
+  }
   st.partial[r] = js.shipped;
   if (js.shipped)
     st.holds[r] = std::set<uint32_t>(js.my_shards.begin(), js.my_shards.end());
@@ -900,6 +941,25 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     st.nodes[r] = nullptr;
     st.reserved[r] = false;
     return make_caf_error(errc::bad_value, msg);
+  }
+  if (auto i = st.link_tokens.find(r);
+      i != st.link_tokens.end() && st.links.count(r) == 0) {
+    // The worker opened its tensor link before saying ready.
+    auto token = i->second;
+    auto link = st.setup.links->accept(
+      token, link_clock::now() + std::chrono::seconds(10));
+    if (!link) {
+      st.link_tokens.erase(i);
+      auto msg = fmt::format("worker rank {}: {}", r, link.err().message());
+      fmt::print(stderr, "dml-node: refused {}\n", msg);
+      self->demonitor(st.nodes[r]);
+      st.watched.erase(st.nodes[r].address());
+      st.nodes[r] = nullptr;
+      st.reserved[r] = false;
+      return make_caf_error(errc::peer_lost, msg);
+    }
+    start_master_side(**link, self, r, token);
+    st.links[r] = std::shared_ptr<tensor_link>{std::move(*link)};
   }
   st.workers[r] = std::move(worker);
   admit_or_start(self, r);
@@ -1024,6 +1084,15 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       return on_ready(self, rank, fingerprint, std::move(worker));
     },
     [=](watchdog_atom) { watchdog(self); },
+    [=](link_atom, int32_t rank, grad_msg& msg) {
+      on_linked_reply(self, rank, msg);
+    },
+    [=](link_atom, int32_t rank, uint64_t token, const std::string& why) {
+      auto& st = self->state;
+      auto i = st.link_tokens.find(rank);
+      if (i != st.link_tokens.end() && i->second == token)
+        lose_worker(self, rank, "down (" + why + ")");
+    },
     [=](tick_atom, uint64_t id) {
       auto& st = self->state;
       if (!st.waiting || id != st.wait_id || !st.done.pending())

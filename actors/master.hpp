@@ -23,6 +23,7 @@
 #include "runtime/reduce.hpp"
 #include "runtime/report.hpp"
 #include "runtime/shard.hpp"
+#include "runtime/tensor_link.hpp"
 
 namespace dml {
 
@@ -79,6 +80,9 @@ struct master_setup {
   /// Shipping: bytes per chunk and chunks in flight per worker.
   uint64_t chunk_bytes = 2 << 20;
   uint32_t ship_window = 4;
+  /// Where worker processes open their tensor links (null: no links, the
+  /// tensors travel in the CAF messages).
+  std::shared_ptr<link_listener> links;
 };
 
 /// State of the master.
@@ -110,6 +114,12 @@ struct master_state {
   std::map<caf::actor_addr, int32_t> shippers;
   std::map<int32_t, uint32_t> awaiting;
   std::map<int32_t, std::chrono::steady_clock::time_point> ship_start;
+  /// Tensor links of worker processes by rank, and the tokens handed out
+  /// for the links not yet open.
+  std::map<int32_t, std::shared_ptr<tensor_link>> links;
+  std::map<int32_t, uint64_t> link_tokens;
+  /// Buffers of gradients read from tensor links.
+  tensor_pool link_pool;
   bool started = false;
   /// Set by the first `stop_atom`: waiting for members to go down.
   bool stopping = false;

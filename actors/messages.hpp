@@ -24,7 +24,7 @@ namespace dml {
 
 /// The version of the wire protocol. Peers with another version are refused
 /// at the handshake (it is part of the middleman's app identifier too).
-constexpr uint32_t protocol_version = 3;
+constexpr uint32_t protocol_version = 4;
 
 /// A float buffer that travels by reference inside one process and as one raw
 /// block of bytes (host byte order, x86_64 little endian) across processes:
@@ -137,13 +137,16 @@ struct step_plan {
   /// Milliseconds a worker has to answer (aggregators use it for their
   /// requests; 0: the receiver's default).
   uint32_t deadline_ms = 0;
+  /// The plan came on the worker's tensor link (not as a CAF request): the
+  /// gradient goes back on it.
+  bool linked = false;
 };
 
 /// @relates step_plan
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_plan& x) {
   return f(caf::meta::type_name("step_plan"), x.step, x.epoch, x.attempt,
-           x.work, x.deadline_ms);
+           x.work, x.deadline_ms, x.linked);
 }
 
 /// A (partial) gradient on its way up: the sum over `count` rows of the
@@ -158,13 +161,16 @@ struct grad_msg {
   /// From an aggregator: ranks of its group that did not answer in time (or
   /// were down); the sum is then empty and the master redoes the step.
   std::vector<int32_t> lost;
+  /// Set when the worker refused the step (on a tensor link, where no
+  /// error reply exists): what was wrong.
+  std::string refused;
 };
 
 /// @relates grad_msg
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grad_msg& x) {
   return f(caf::meta::type_name("grad_msg"), x.step, x.attempt, x.ranks,
-           x.count, x.loss, x.values, x.lost);
+           x.count, x.loss, x.values, x.lost, x.refused);
 }
 
 /// @relates eval_metrics
@@ -209,14 +215,18 @@ struct job_setup {
   std::vector<float> scale;
   /// True: the master ships the rows; false: the worker loads its own copy.
   bool shipped = true;
+  /// The port of the master's tensor link listener (0: none; tensors then
+  /// travel in the CAF messages) and the token to present there.
+  uint16_t link_port = 0;
+  uint64_t link_token = 0;
 };
 
 /// @relates job_setup
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_setup& x) {
   return f(caf::meta::type_name("job_setup"), x.rank, x.spec_json, x.inputs,
-           x.outputs, x.rows, x.shards, x.my_shards, x.mean, x.scale,
-           x.shipped);
+           x.outputs, x.rows, x.shards, x.my_shards, x.mean, x.scale, x.shipped,
+           x.link_port, x.link_token);
 }
 
 /// A run of consecutive rows of one shard, shipped by the master: rows
@@ -281,5 +291,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(dml, caf::first_custom_type_id)
   CAF_ADD_ATOM(dml, dml, record_atom, "record")
   CAF_ADD_ATOM(dml, dml, tick_atom, "tick")
   CAF_ADD_ATOM(dml, dml, watchdog_atom, "watchdog")
+  /// A tensor link's reader thread to its actor: a frame, or the link broke.
+  CAF_ADD_ATOM(dml, dml, link_atom, "link")
 
 CAF_END_TYPE_ID_BLOCK(dml)

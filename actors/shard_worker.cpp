@@ -8,6 +8,7 @@
 
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
+#include "actors/link_bridge.hpp"
 #include "actors/messages.hpp"
 
 namespace dml {
@@ -16,13 +17,92 @@ namespace {
 
 using self_ptr = caf::stateful_actor<shard_worker_state>*;
 
-/// Answers `rp` with `reply` after `ms` milliseconds.
-void answer_late(self_ptr self, caf::response_promise rp, grad_msg reply,
-                 uint32_t ms) {
+/// Answers a step: on the tensor link for a plan that came on it, else to
+/// the requester.
+void deliver(self_ptr self, held_reply& h) {
+  auto& link = self->state.setup.link;
+  if (h.linked) {
+    if (link)
+      send_gradient(*link, std::move(h.reply));
+    return;
+  }
+  h.rp.deliver(std::move(h.reply));
+}
+
+/// Refuses a step with `err`.
+void refuse(self_ptr self, held_reply& h, const caf::error& err) {
+  if (h.linked) {
+    h.reply.refused = describe(err);
+    deliver(self, h);
+    return;
+  }
+  h.rp.deliver(err);
+}
+
+/// Answers after `ms` milliseconds.
+void answer_late(self_ptr self, held_reply h, uint32_t ms) {
   auto& st = self->state;
   auto id = st.next_held++;
-  st.held.emplace(id, std::make_pair(std::move(rp), std::move(reply)));
+  st.held.emplace(id, std::move(h));
   self->delayed_send(self, std::chrono::milliseconds(ms), tick_atom_v, id);
+}
+
+/// Computes step `plan` and answers through `h`.
+void run_step(self_ptr self, held_reply h, const step_plan& plan,
+              const tensor& params) {
+  auto& st = self->state;
+  h.reply.step = plan.step;
+  h.reply.attempt = plan.attempt;
+  std::vector<row_span> spans;
+  for (auto& a : plan.work) {
+    h.reply.ranks.push_back(a.rank);
+    spans.insert(spans.end(), a.spans.begin(), a.spans.end());
+  }
+  auto n = st.setup.instance->num_params();
+  if (params.size() != n)
+    return refuse(self, h,
+                  make_caf_error(errc::shape_mismatch,
+                                 fmt::format("worker: {} parameters, the "
+                                             "model has {}",
+                                             params.size(), n)));
+  // Injected faults fire on the first attempt of their step only.
+  auto rank = plan.work.empty() ? -1 : plan.work.front().rank;
+  auto& faults = st.setup.faults;
+  auto first = plan.attempt == 0;
+  if (first && find_fault(faults, fault_kind::kill, rank, plan.step)) {
+    if (st.setup.kill_process)
+      std::raise(SIGKILL);
+    self->quit(caf::exit_reason::kill);
+    return; // no answer: the master sees it down
+  }
+  auto* hang = first ? find_fault(faults, fault_kind::hang, rank, plan.step)
+                     : nullptr;
+  auto* drop = first
+    ? find_fault(faults, fault_kind::drop_gradient, rank, plan.step)
+    : nullptr;
+  auto* delay = find_fault(faults, fault_kind::delay, rank, plan.step);
+  if (auto err = st.computer->compute(*st.setup.instance, params.begin(),
+                                      plan.epoch, spans, st.geometry.shards(),
+                                      st.scratch))
+    return refuse(self, h,
+                  make_caf_error(err.code(), "worker: " + err.message()));
+  h.reply.count = st.scratch.count;
+  h.reply.loss = st.scratch.loss;
+  // Hand the gradient over in a pooled buffer; the scratch takes the
+  // pooled buffer's storage for the next step.
+  auto buf = st.pool.acquire(0);
+  std::swap(*buf, st.scratch.values);
+  h.reply.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
+  if (drop) {
+    // Lost on the way: keep the promise so that no error is sent either.
+    h.reply = grad_msg{};
+    st.held.emplace(st.next_held++, std::move(h));
+    return;
+  }
+  if (hang || delay)
+    return answer_late(self, std::move(h),
+                       (hang ? hang->ms : 0) + (delay ? delay->ms : 0));
+  deliver(self, h);
 }
 
 caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {
@@ -74,68 +154,16 @@ caf::behavior shard_worker(caf::stateful_actor<shard_worker_state>* self,
   return {
     [=](step_atom, const step_plan& plan,
         const tensor& params) -> caf::result<grad_msg> {
-      auto& st = self->state;
-      if (params.size() != st.setup.instance->num_params())
-        return make_caf_error(errc::shape_mismatch,
-                              fmt::format("worker: {} parameters, the model "
-                                          "has {}",
-                                          params.size(),
-                                          st.setup.instance->num_params()));
-      // Injected faults fire on the first attempt of their step only.
-      auto rank = plan.work.empty() ? -1 : plan.work.front().rank;
-      auto& faults = st.setup.faults;
-      auto first = plan.attempt == 0;
-      if (first && find_fault(faults, fault_kind::kill, rank, plan.step)) {
-        if (st.setup.kill_process)
-          std::raise(SIGKILL);
-        self->quit(caf::exit_reason::kill);
-        return caf::delegated<grad_msg>{}; // no answer: the master sees it down
-      }
-      auto* hang = first ? find_fault(faults, fault_kind::hang, rank, plan.step)
-                         : nullptr;
-      auto* drop = first
-        ? find_fault(faults, fault_kind::drop_gradient, rank, plan.step)
-        : nullptr;
-      auto* delay = find_fault(faults, fault_kind::delay, rank, plan.step);
-      grad_msg reply;
-      reply.step = plan.step;
-      reply.attempt = plan.attempt;
-      std::vector<row_span> spans;
-      for (auto& a : plan.work) {
-        reply.ranks.push_back(a.rank);
-        spans.insert(spans.end(), a.spans.begin(), a.spans.end());
-      }
-      if (auto err = st.computer->compute(*st.setup.instance, params.begin(),
-                                          plan.epoch, spans,
-                                          st.geometry.shards(), st.scratch))
-        return make_caf_error(err.code(), "worker: " + err.message());
-      reply.count = st.scratch.count;
-      reply.loss = st.scratch.loss;
-      // Hand the gradient over in a pooled buffer; the scratch takes the
-      // pooled buffer's storage for the next step.
-      auto buf = st.pool.acquire(0);
-      std::swap(*buf, st.scratch.values);
-      reply.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
-      if (drop) {
-        // Lost on the way: keep the promise so that no error is sent either.
-        st.held.emplace(st.next_held++,
-                        std::make_pair(self->make_response_promise(),
-                                       grad_msg{}));
-        return caf::delegated<grad_msg>{};
-      }
-      if (hang || delay) {
-        auto ms = (hang ? hang->ms : 0) + (delay ? delay->ms : 0);
-        answer_late(self, self->make_response_promise(), std::move(reply), ms);
-        return caf::delegated<grad_msg>{};
-      }
-      return reply;
+      held_reply h{self->make_response_promise(), {}, plan.linked};
+      run_step(self, std::move(h), plan, params);
+      return caf::delegated<grad_msg>{};
     },
     [=](tick_atom, uint64_t id) {
       auto& held = self->state.held;
       auto i = held.find(id);
       if (i == held.end())
         return;
-      i->second.first.deliver(std::move(i->second.second));
+      deliver(self, i->second);
       held.erase(i);
     },
     [=](data_atom, const data_chunk& chunk) { return adopt(self, chunk); },

@@ -14,6 +14,7 @@
 #include "runtime/fault.hpp"
 #include "runtime/model.hpp"
 #include "runtime/shard.hpp"
+#include "runtime/tensor_link.hpp"
 #include "runtime/training.hpp"
 
 namespace dml {
@@ -41,6 +42,16 @@ struct worker_setup {
   /// On an injected kill, kill the whole process (a worker process) rather
   /// than only this actor (one process).
   bool kill_process = false;
+  /// The tensor link to the master (worker processes whose master offers
+  /// one): steps that came on it are answered on it.
+  std::shared_ptr<tensor_link> link;
+};
+
+/// A step's answer on its way: to the requester, or on the tensor link.
+struct held_reply {
+  caf::response_promise rp;
+  grad_msg reply;
+  bool linked = false;
 };
 
 /// State of a shard-worker.
@@ -54,7 +65,7 @@ struct shard_worker_state {
   /// received so far.
   std::map<uint32_t, dataset> arriving;
   /// Replies held back by an injected hang, delay or lost gradient.
-  std::map<uint64_t, std::pair<caf::response_promise, grad_msg>> held;
+  std::map<uint64_t, held_reply> held;
   uint64_t next_held = 0;
   static inline const char* name = "dml.shard_worker";
 };
@@ -65,7 +76,8 @@ struct shard_worker_state {
 /// - `(step_atom, step_plan, tensor params) -> grad_msg`: the sum over the
 ///   rows of every assignment in the plan (normally one: this worker's).
 ///   Parameters of the wrong size or rows this worker does not hold are
-///   refused with an error, never computed.
+///   refused with an error, never computed. A plan that came on the tensor
+///   link (`linked`) is answered on it, a refusal in `grad_msg::refused`.
 /// - `(data_atom, data_chunk) -> bool`: rows of a shard this worker adopts
 ///   from a lost worker (shipped data only), in order; the shard is computed
 ///   here once its last row arrived.

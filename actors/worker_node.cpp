@@ -6,6 +6,7 @@
 
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
+#include "actors/link_bridge.hpp"
 #include "actors/shard_worker.hpp"
 #include "runtime/job_spec.hpp"
 #include "runtime/preprocess.hpp"
@@ -67,6 +68,19 @@ void finish_setup(self_ptr self) {
       pos += geo.shards()[id].size();
     }
   }
+  if (st.setup.link_port != 0) {
+    auto link = tensor_link::connect(
+      st.opts.master_host, st.setup.link_port,
+      link_hello{protocol_version, st.setup.link_token}, st.opts.timeout);
+    if (!link)
+      return die(self,
+                 link.err().message()
+                   + " (open that port to the workers, or start the master "
+                     "with --tensor-link off)",
+                 errc::io_error);
+    st.link = std::shared_ptr<tensor_link>{std::move(*link)};
+    ws.link = st.link;
+  }
   ws.data = std::make_shared<const dataset>(std::move(st.rows));
   st.rows = dataset{};
   // Scheduled, not detached: CAF 0.17 keeps an actor whose handle crossed
@@ -75,6 +89,8 @@ void finish_setup(self_ptr self) {
   // exit. The scheduler runs with --threads threads (one per core), so the
   // node's control messages still find a free thread.
   st.worker = self->spawn(shard_worker, std::move(ws));
+  if (st.link)
+    start_worker_side(*st.link, st.worker, self);
   self
     ->request(st.master, st.opts.timeout, ready_atom_v, st.setup.rank,
               st.data_fingerprint, st.worker)
@@ -171,6 +187,14 @@ caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
         finish_setup(self);
       return true;
     },
+    [=](link_atom, const std::string& why) {
+      // The master closes the link of a worker it dropped and then says
+      // stop; a master that died is seen down. If neither follows, the
+      // link broke on its own: leave (and rejoin).
+      self->state.link_failure = why;
+      self->delayed_send(self, std::chrono::seconds(2), link_atom_v);
+    },
+    [=](link_atom) { die(self, self->state.link_failure, errc::peer_lost); },
     [=](stop_atom) {
       auto& st = self->state;
       if (st.worker)

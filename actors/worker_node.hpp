@@ -13,6 +13,7 @@
 #include "runtime/dataset.hpp"
 #include "runtime/fault.hpp"
 #include "runtime/model_registry.hpp"
+#include "runtime/tensor_link.hpp"
 
 namespace dml {
 
@@ -20,6 +21,8 @@ namespace dml {
 struct worker_node_options {
   /// A local copy of the training data (empty: the master ships the rows).
   std::string data_path;
+  /// The master's host as given to --master: its tensor link listens there.
+  std::string master_host;
   /// Deadline of requests to the master.
   std::chrono::milliseconds timeout{30000};
   /// Makes the model instance (lives as long as the process).
@@ -37,6 +40,9 @@ struct worker_node_state {
   dataset rows;
   uint64_t expected_rows = 0;
   std::string data_fingerprint;
+  /// The tensor link to the master (null: none), and why it broke.
+  std::shared_ptr<tensor_link> link;
+  std::string link_failure;
   /// The error that ended this node, printed by the process (empty: none).
   std::string failure;
   /// Set when the node ended because its master went away after it had

@@ -24,6 +24,7 @@
 #include "runtime/model_file.hpp"
 #include "runtime/report.hpp"
 #include "runtime/sha256.hpp"
+#include "runtime/tensor_link.hpp"
 
 namespace dml {
 
@@ -62,6 +63,8 @@ void configure(caf::actor_system_config& cfg, const node_options& o) {
   // nodes on one machine) would only steal each other's CPU with it.
   if (o.role == "local")
     poll_eagerly(cfg);
+  else
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
 }
 
 transport_options transport_of(const node_options& o) {
@@ -182,6 +185,13 @@ int run_master_role(node_options o, const model_registry& registry,
                               std::shared_ptr<model>{std::move(*instance)});
   ms.train = data->train;
   ms.fingerprint = data->fingerprint;
+  if (o.tensor_link) {
+    auto links = link_listener::open(endpoint->first, o.link_port,
+                                     protocol_version);
+    if (!links)
+      return fail(links.err());
+    ms.links = std::shared_ptr<link_listener>{std::move(*links)};
+  }
   caf::actor_system_config cfg;
   configure(cfg, o);
   configure_transport(cfg, transport_of(o));
@@ -281,6 +291,7 @@ int run_worker(const node_options& o, const model_registry& registry) {
     return fail(boss.err());
   worker_node_options wo;
   wo.data_path = o.data_path;
+  wo.master_host = endpoint->first;
   wo.models = &registry;
   wo.timeout = std::chrono::milliseconds(o.step_timeout_ms);
   wo.faults = o.faults;

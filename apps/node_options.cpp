@@ -131,6 +131,16 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                  "fingerprint); default: the master ships the rows");
   app.add_option("--port-file", o.port_file,
                  "master: write the port it listens on to this file");
+  std::string tensor_link = "on";
+  app
+    .add_option("--tensor-link", tensor_link,
+                "master: carry parameters and gradients to worker processes "
+                "on a plain TCP connection of their own (on, default) or in "
+                "the CAF messages (off)")
+    ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--link-port", o.link_port,
+                 "master: port of the tensor links (default 0: any free "
+                 "port, on the --listen host)");
   app.add_option("--connect-timeout", o.connect_timeout_ms,
                  "worker, aggregator: milliseconds to keep trying to reach "
                  "the master");
@@ -186,6 +196,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                       fmt::format("--peer-timeout: {} ms must exceed twice "
                                   "--heartbeat ({} ms)",
                                   o.peer_timeout_ms, o.heartbeat_ms));
+  o.tensor_link = tensor_link == "on";
   o.step_timeout_given = step_timeout->count() > 0;
   if (o.step_timeout_ms == 0)
     return make_error(errc::bad_value, "--step-timeout: must be at least 1");

@@ -48,6 +48,11 @@ struct node_options {
   std::string master;
   std::string data_path;
   std::string port_file;
+  /// master: carry parameters and gradients of worker processes on tensor
+  /// links (plain TCP beside CAF's connection), listening on `link_port`
+  /// (0: a free port).
+  bool tensor_link = true;
+  uint16_t link_port = 0;
   /// Milliseconds: connect retries, heartbeat interval, peer timeout.
   uint64_t connect_timeout_ms = 30000;
   uint64_t heartbeat_ms = 500;

@@ -1,0 +1,86 @@
+#include "actors/link_bridge.hpp"
+
+#include <fmt/format.h>
+
+#include <caf/all.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
+
+namespace dml {
+
+namespace {
+
+template <class T>
+std::vector<char> encode(T& x) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  if (auto err = sink(x))
+    return {}; // cannot happen: plain fields only
+  return buf;
+}
+
+/// Decodes `bytes` into `x`; returns false unless they hold exactly one.
+template <class T>
+bool decode(const std::vector<char>& bytes, T& x) {
+  caf::binary_deserializer source{nullptr, bytes};
+  return !source(x) && source.remaining() == 0;
+}
+
+} // namespace
+
+void send_step(tensor_link& link, const step_plan& plan, const tensor& params) {
+  auto meta = plan;
+  link.send(frame_kind::params, encode(meta), params.data);
+}
+
+void send_gradient(tensor_link& link, grad_msg reply) {
+  auto values = std::move(reply.values.data);
+  reply.values = tensor{};
+  link.send(frame_kind::gradient, encode(reply), std::move(values));
+}
+
+void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
+                       uint64_t token) {
+  auto peer = link.peer();
+  link.start(
+    [=](link_frame&& f) {
+      grad_msg msg;
+      if (f.kind != frame_kind::gradient || !decode(f.meta, msg)) {
+        caf::anon_send(master, link_atom_v, rank, token,
+                       fmt::format("tensor link to {}: a malformed gradient "
+                                   "frame",
+                                   peer));
+        return;
+      }
+      msg.values = tensor{
+        std::shared_ptr<const std::vector<float>>{std::move(f.values)}};
+      caf::anon_send(master, link_atom_v, rank, std::move(msg));
+    },
+    [=](const error& why) {
+      caf::anon_send(master, link_atom_v, rank, token, why.message());
+    });
+}
+
+void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node) {
+  auto peer = link.peer();
+  link.start(
+    [=](link_frame&& f) {
+      step_plan plan;
+      if (f.kind != frame_kind::params || !decode(f.meta, plan)) {
+        caf::anon_send(node, link_atom_v,
+                       fmt::format("tensor link to {}: a malformed step "
+                                   "frame",
+                                   peer));
+        return;
+      }
+      plan.linked = true;
+      caf::anon_send(
+        worker, step_atom_v, std::move(plan),
+        tensor{std::shared_ptr<const std::vector<float>>{std::move(f.values)}});
+    },
+    [=](const error& why) {
+      caf::anon_send(node, link_atom_v, why.message());
+    });
+}
+
+} // namespace dml

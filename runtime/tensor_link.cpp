@@ -1,0 +1,459 @@
+#include "runtime/tensor_link.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace dml {
+
+namespace {
+
+constexpr uint32_t frame_magic = 0x464c4d44; // "DMLF"
+constexpr uint32_t hello_magic = 0x4c4c4d44; // "DMLL"
+constexpr size_t header_size = 32;
+constexpr size_t hello_size = 16;
+
+/// A frame header as it travels: magic, kind, metadata bytes, reserved,
+/// float count, reserved.
+struct frame_header {
+  uint32_t magic = frame_magic;
+  uint32_t kind = 0;
+  uint32_t meta = 0;
+  uint32_t reserved = 0;
+  uint64_t floats = 0;
+  uint64_t reserved2 = 0;
+};
+
+/// Limits on what a peer may announce (a frame beyond them is malformed).
+constexpr uint32_t max_meta = 1u << 20;
+constexpr uint64_t max_floats = uint64_t{1} << 31;
+
+static_assert(sizeof(frame_header) == header_size);
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+/// Milliseconds until `deadline`, at least 0, for poll.
+int ms_until(link_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+    deadline - link_clock::now());
+  if (left.count() <= 0)
+    return 0;
+  return left.count() > 1000000 ? 1000000 : static_cast<int>(left.count());
+}
+
+/// Waits until `fd` is ready for `events` or `deadline`; returns whether it
+/// is (errors and hang-ups count as ready: the next call reports them).
+bool wait_for(int fd, short events, link_clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    auto n = ::poll(&p, 1, ms_until(deadline));
+    if (n > 0)
+      return true;
+    if (n == 0)
+      return false;
+    if (errno != EINTR)
+      return true;
+  }
+}
+
+/// No Nagle delay; blocking reads (sends pass MSG_DONTWAIT).
+void tune(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+}
+
+std::string name_of(const sockaddr_in& addr) {
+  char text[INET_ADDRSTRLEN] = "?";
+  ::inet_ntop(AF_INET, &addr.sin_addr, text, sizeof(text));
+  return fmt::format("{}:{}", text, ntohs(addr.sin_port));
+}
+
+/// Reads exactly `n` bytes from the non-blocking socket `fd`.
+error read_all(int fd, char* p, size_t n, link_clock::time_point deadline,
+               const std::string& peer) {
+  while (n > 0) {
+    auto k = ::recv(fd, p, n, MSG_DONTWAIT);
+    if (k > 0) {
+      p += k;
+      n -= static_cast<size_t>(k);
+      continue;
+    }
+    if (k == 0)
+      return make_error(errc::peer_lost,
+                        fmt::format("tensor link to {}: closed by the peer",
+                                    peer));
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return make_error(errc::peer_lost,
+                        fmt::format("tensor link to {}: {}", peer,
+                                    errno_text()));
+    if (!wait_for(fd, POLLIN, deadline))
+      return make_error(errc::timeout,
+                        fmt::format("tensor link to {}: no data within the "
+                                    "deadline",
+                                    peer));
+  }
+  return {};
+}
+
+/// Writes all of `n` bytes to the non-blocking socket `fd`.
+bool write_all(int fd, const char* p, size_t n,
+               link_clock::time_point deadline) {
+  while (n > 0) {
+    auto k = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0) {
+      p += k;
+      n -= static_cast<size_t>(k);
+      continue;
+    }
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+        && wait_for(fd, POLLOUT, deadline))
+      continue;
+    return false;
+  }
+  return true;
+}
+
+const char* kind_name(uint32_t kind) {
+  switch (static_cast<frame_kind>(kind)) {
+    case frame_kind::params: return "parameters";
+    case frame_kind::gradient: return "gradient";
+  }
+  return "unknown";
+}
+
+} // namespace
+
+// -- tensor_link --------------------------------------------------------------
+
+tensor_link::tensor_link(int fd, std::string peer)
+  : fd_(fd), peer_(std::move(peer)) {
+  tune(fd_);
+  writer_ = std::thread{[this] { write_loop(); }};
+}
+
+tensor_link::~tensor_link() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closing_ = true;
+  }
+  cv_.notify_all();
+  ::shutdown(fd_, SHUT_RDWR);
+  writer_.join();
+  if (reader_.joinable())
+    reader_.join();
+  ::close(fd_);
+}
+
+void tensor_link::start(frame_handler on_frame, close_handler on_close) {
+  reader_ = std::thread{
+    [this, f = std::move(on_frame), c = std::move(on_close)]() mutable {
+      read_loop(std::move(f), std::move(c));
+    }};
+}
+
+expected<std::unique_ptr<tensor_link>>
+tensor_link::connect(const std::string& host, uint16_t port, link_hello hello,
+                     std::chrono::milliseconds timeout) {
+  auto where = fmt::format("{}:{}", host, port);
+  auto fail = [&](const std::string& what) {
+    return make_error(errc::peer_lost,
+                      fmt::format("tensor link to {}: {}", where, what));
+  };
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (auto rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
+    return fail(::gai_strerror(rc));
+  sockaddr_in addr{};
+  std::memcpy(&addr, found->ai_addr, sizeof(addr));
+  ::freeaddrinfo(found);
+  addr.sin_port = htons(port);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return fail(errno_text());
+  auto deadline = link_clock::now() + timeout;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (errno != EINPROGRESS) {
+      auto err = fail(errno_text());
+      ::close(fd);
+      return err;
+    }
+    if (!wait_for(fd, POLLOUT, deadline)) {
+      ::close(fd);
+      return fail("no connection within the deadline");
+    }
+    int so = 0;
+    socklen_t len = sizeof(so);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &len);
+    if (so != 0) {
+      ::close(fd);
+      return fail(std::strerror(so));
+    }
+  }
+  char buf[hello_size];
+  std::memcpy(buf, &hello_magic, 4);
+  std::memcpy(buf + 4, &hello.protocol, 4);
+  std::memcpy(buf + 8, &hello.token, 8);
+  if (!write_all(fd, buf, sizeof(buf), deadline)) {
+    auto err = fail("cannot send the greeting");
+    ::close(fd);
+    return err;
+  }
+  return std::make_unique<tensor_link>(fd, where);
+}
+
+bool tensor_link::write_some(pending& p) {
+  auto body = p.body ? p.body->size() * sizeof(float) : 0;
+  auto total = p.head.size() + body;
+  while (p.done < total) {
+    iovec iov[2];
+    int count = 0;
+    if (p.done < p.head.size()) {
+      iov[count++] = {p.head.data() + p.done, p.head.size() - p.done};
+      if (body > 0)
+        iov[count++] = {const_cast<float*>(p.body->data()), body};
+    } else {
+      auto off = p.done - p.head.size();
+      iov[count++] = {
+        reinterpret_cast<char*>(const_cast<float*>(p.body->data())) + off,
+        body - off};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    auto k = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0) {
+      p.done += static_cast<size_t>(k);
+      continue;
+    }
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return false;
+    broken_ = true; // the receiver notices the broken connection
+    return true;
+  }
+  return true;
+}
+
+void tensor_link::send(frame_kind kind, std::vector<char> meta,
+                       std::shared_ptr<const std::vector<float>> values) {
+  frame_header h;
+  h.kind = static_cast<uint32_t>(kind);
+  h.meta = static_cast<uint32_t>(meta.size());
+  h.floats = values ? values->size() : 0;
+  pending p;
+  p.head.resize(header_size + meta.size());
+  std::memcpy(p.head.data(), &h, header_size);
+  if (!meta.empty())
+    std::memcpy(p.head.data() + header_size, meta.data(), meta.size());
+  p.body = std::move(values);
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (broken_ || closing_)
+    return;
+  if (queue_.empty() && write_some(p))
+    return;
+  queue_.push_back(std::move(p));
+  cv_.notify_one();
+}
+
+void tensor_link::write_loop() {
+  std::unique_lock<std::mutex> guard{mtx_};
+  for (;;) {
+    cv_.wait(guard, [this] { return closing_ || !queue_.empty(); });
+    if (closing_)
+      return;
+    while (!queue_.empty() && !closing_) {
+      if (write_some(queue_.front())) {
+        queue_.pop_front();
+        continue;
+      }
+      guard.unlock();
+      wait_for(fd_, POLLOUT,
+               link_clock::now() + std::chrono::milliseconds(100));
+      guard.lock();
+    }
+  }
+}
+
+std::shared_ptr<std::vector<float>> tensor_link::buffer(size_t n) {
+  for (auto& b : buffers_)
+    if (b.use_count() == 1) {
+      b->resize(n);
+      return b;
+    }
+  auto b = std::make_shared<std::vector<float>>(n);
+  if (buffers_.size() < 4)
+    buffers_.push_back(b);
+  return b;
+}
+
+void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
+  auto never = link_clock::time_point::max();
+  auto bad = [&](const std::string& what) {
+    return make_error(errc::protocol_violation,
+                      fmt::format("tensor link to {}: {}", peer_, what));
+  };
+  error why;
+  for (;;) {
+    frame_header h;
+    if ((why = read_all(fd_, reinterpret_cast<char*>(&h), header_size, never,
+                        peer_)))
+      break;
+    if (h.magic != frame_magic) {
+      why = bad("not a frame (bad magic)");
+      break;
+    }
+    if (h.kind != static_cast<uint32_t>(frame_kind::params)
+        && h.kind != static_cast<uint32_t>(frame_kind::gradient)) {
+      why = bad(fmt::format("unknown frame kind {}", h.kind));
+      break;
+    }
+    if (h.meta > max_meta || h.floats > max_floats) {
+      why = bad(fmt::format("a frame of {} metadata bytes and {} floats",
+                            h.meta, h.floats));
+      break;
+    }
+    link_frame f;
+    f.kind = static_cast<frame_kind>(h.kind);
+    f.meta.resize(h.meta);
+    if (h.meta > 0
+        && (why = read_all(fd_, f.meta.data(), h.meta, never, peer_)))
+      break;
+    f.values = buffer(h.floats);
+    if (h.floats > 0
+        && (why = read_all(fd_, reinterpret_cast<char*>(f.values->data()),
+                           h.floats * sizeof(float), never, peer_)))
+      break;
+    on_frame(std::move(f));
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closing_)
+      return; // closed by this side
+    broken_ = true;
+  }
+  on_close(why);
+}
+
+// -- link_listener ------------------------------------------------------------
+
+link_listener::~link_listener() {
+  for (auto& [token, conn] : early_)
+    ::close(conn.first);
+  ::close(fd_);
+}
+
+expected<std::unique_ptr<link_listener>>
+link_listener::open(const std::string& host, uint16_t port, uint32_t protocol) {
+  auto fail = [&](const std::string& what) {
+    return make_error(errc::io_error,
+                      fmt::format("tensor link: cannot listen on {}:{}: {}",
+                                  host, port, what));
+  };
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  if (host.empty() || host == "0.0.0.0") {
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  } else {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (auto rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
+      return fail(::gai_strerror(rc));
+    addr.sin_addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr;
+    ::freeaddrinfo(found);
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return fail(errno_text());
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
+      || ::listen(fd, 64) != 0
+      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    auto err = fail(errno_text());
+    ::close(fd);
+    return err;
+  }
+  return std::unique_ptr<link_listener>{
+    new link_listener(fd, ntohs(addr.sin_port), protocol)};
+}
+
+expected<std::unique_ptr<tensor_link>>
+link_listener::accept(uint64_t token, link_clock::time_point deadline) {
+  for (;;) {
+    if (auto i = early_.find(token); i != early_.end()) {
+      auto conn = i->second;
+      early_.erase(i);
+      return std::make_unique<tensor_link>(conn.first, conn.second);
+    }
+    sockaddr_in addr{};
+    socklen_t len = sizeof(addr);
+    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return make_error(errc::io_error,
+                          fmt::format("tensor link: accept failed: {}",
+                                      errno_text()));
+      if (!wait_for(fd_, POLLIN, deadline))
+        return make_error(errc::timeout,
+                          fmt::format("tensor link: the worker did not "
+                                      "connect to port {} in time",
+                                      port_));
+      continue;
+    }
+    // A peer has a second at most to say who it is.
+    auto peer = name_of(addr);
+    char buf[hello_size];
+    auto limit = std::min(deadline,
+                          link_clock::now() + std::chrono::seconds(1));
+    uint32_t magic = 0;
+    uint32_t protocol = 0;
+    uint64_t presented = 0;
+    if (!read_all(fd, buf, sizeof(buf), limit, peer)) {
+      std::memcpy(&magic, buf, 4);
+      std::memcpy(&protocol, buf + 4, 4);
+      std::memcpy(&presented, buf + 8, 8);
+    }
+    if (magic != hello_magic || protocol != protocol_ || presented == 0) {
+      ::close(fd); // a stranger, or a peer of another build
+      continue;
+    }
+    if (presented == token)
+      return std::make_unique<tensor_link>(fd, peer);
+    if (auto i = early_.find(presented); i != early_.end())
+      ::close(i->second.first);
+    else if (early_.size() >= 256) {
+      ::close(early_.begin()->second.first); // bounded: drop one
+      early_.erase(early_.begin());
+    }
+    early_[presented] = {fd, peer};
+  }
+}
+
+} // namespace dml
