@@ -958,6 +958,8 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
       st.reserved[r] = false;
       return make_caf_error(errc::peer_lost, msg);
     }
+    st.out->note(
+      fmt::format("worker rank {}: tensor link from {}", r, (*link)->peer()));
     start_master_side(**link, self, r, token);
     st.links[r] = std::shared_ptr<tensor_link>{std::move(*link)};
   }

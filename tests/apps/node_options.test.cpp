@@ -66,6 +66,28 @@ BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
   BOOST_TEST(opt.err().message().find("--optimizer") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(tensor_link_flags) {
+  auto on = parse({"--role", "master", "--train", "x"});
+  BOOST_REQUIRE(on);
+  BOOST_TEST(on->tensor_link);
+  BOOST_TEST(on->link_port == 0u);
+  auto off = parse({"--role", "master", "--train", "x", "--tensor-link=off",
+                    "--link-port", "7401"});
+  BOOST_REQUIRE(off);
+  BOOST_TEST(!off->tensor_link);
+  BOOST_TEST(off->link_port == 7401u);
+  auto bad = parse(
+    {"--role", "master", "--train", "x", "--tensor-link", "maybe"});
+  BOOST_REQUIRE(!bad);
+  BOOST_TEST(bad.err().message().find("--tensor-link") != std::string::npos,
+             bad.err().message());
+  auto port = parse(
+    {"--role", "master", "--train", "x", "--link-port", "70000"});
+  BOOST_REQUIRE(!port);
+  BOOST_TEST(port.err().message().find("--link-port") != std::string::npos,
+             port.err().message());
+}
+
 BOOST_AUTO_TEST_CASE(impossible_configs_are_refused) {
   auto agg = parse({"--role", "local", "--train", "x", "--workers", "2",
                     "--aggregators", "3"});

@@ -84,6 +84,10 @@ sha_of() { grep -o '"params_sha256":"[0-9a-f]*"' "$1" | tail -n 1; }
 flags=(--train "$train" --test "$test_set" --model softmax --lr 0.1
        --batch-size 128 --epochs 1 --seed 3 --quiet)
 
+# The same without --quiet (to read the master's notes).
+loud_flags=()
+for f in "${flags[@]}"; do [ "$f" = --quiet ] || loud_flags+=("$f"); done
+
 # A job long enough to disturb after its first epoch (about 1 s each).
 slow_flags=(--train "$train" --test "$test_set" --model mlp --hidden 64
             --optimizer adam --lr 0.001 --batch-size 128 --epochs 3 --seed 3)
@@ -120,15 +124,24 @@ local_reference() {
 }
 
 case "$case_name" in
-  bit_identity_2w)
+  bit_identity_2w|bit_identity_2w_caf)
     # Master first; one worker gets shipped rows, one loads its own copy.
+    # Steps travel on tensor links, or (_caf) in CAF messages.
+    link=on
+    [ "$case_name" = bit_identity_2w_caf ] && link=off
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
-      --workers 2 "${flags[@]}" --model-out "$dir/dist.dml" \
-      --metrics-out "$dir/dist.jsonl"
+      --workers 2 "${loud_flags[@]}" --model-out "$dir/dist.dml" \
+      --metrics-out "$dir/dist.jsonl" --tensor-link "$link"
     port=$(wait_port)
     start w0 --role worker --master "127.0.0.1:$port" --quiet
     start w1 --role worker --master "127.0.0.1:$port" --data "$train" --quiet
     finish master; finish w0; finish w1
+    links=$(grep -c "tensor link from 127.0.0.1:" "$dir/master.log" || true)
+    if [ "$link" = on ]; then
+      [ "$links" -eq 2 ] || fail "$links tensor links, expected 2"
+    else
+      [ "$links" -eq 0 ] || fail "tensor links despite --tensor-link off"
+    fi
     local_reference 2 0
     [ -n "$(sha_of "$dir/dist.jsonl")" ] || fail "no final record"
     [ "$(sha_of "$dir/dist.jsonl")" = "$(sha_of "$dir/local.jsonl")" ] \
@@ -154,6 +167,21 @@ case "$case_name" in
     [ "$(sha_of "$dir/dist.jsonl")" = "$(sha_of "$dir/local.jsonl")" ] \
       || fail "params differ: $(sha_of "$dir/dist.jsonl") vs $(sha_of "$dir/local.jsonl")"
     cmp -s "$dir/dist.dml" "$dir/local.dml" || fail "model files differ"
+    ;;
+  link_port_taken)
+    # The tensor link's port is the master's own CAF port: refused at once.
+    start m1 --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 1 "${flags[@]}"
+    port=$(wait_port)
+    rc=0
+    "$node" --role master --listen 127.0.0.1:0 --link-port "$port" \
+      --workers 1 "${flags[@]}" > "$dir/m2.log" 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] || fail "a master started on a taken --link-port"
+    grep -q "tensor link: cannot listen on 127.0.0.1:$port: Address already in use" \
+      "$dir/m2.log" || fail "unclear error: $(cat "$dir/m2.log")"
+    [ "$(wc -l < "$dir/m2.log")" -eq 1 ] || fail "more than one line: $(cat "$dir/m2.log")"
+    kill -TERM "$m1_pid"
+    wait "$m1_pid" || true
     ;;
   fingerprint_mismatch)
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
