@@ -103,6 +103,10 @@ void run_step(self_ptr self, held_reply h, const step_plan& plan,
     return answer_late(self, std::move(h),
                        (hang ? hang->ms : 0) + (delay ? delay->ms : 0));
   deliver(self, h);
+  // While the master applies the step, gather the rows of the next one.
+  auto next = next_spans(spans, st.geometry.shards());
+  if (!next.empty())
+    st.computer->prepare(plan.epoch, next, st.geometry.shards());
 }
 
 caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {

@@ -172,4 +172,20 @@ std::string fingerprint(const dataset& data) {
   return to_hex(h.finish());
 }
 
+std::vector<row_span> next_spans(const std::vector<row_span>& spans,
+                                 const std::vector<shard>& shards) {
+  std::vector<row_span> result;
+  for (auto& sp : spans) {
+    if (sp.shard >= shards.size())
+      continue;
+    auto size = shards[sp.shard].size();
+    auto offset = sp.offset + sp.count;
+    if (offset >= size || sp.count == 0)
+      continue;
+    result.push_back(
+      row_span{sp.shard, offset, std::min(sp.count, size - offset)});
+  }
+  return result;
+}
+
 } // namespace dml

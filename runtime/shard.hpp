@@ -42,6 +42,12 @@ struct row_span {
   }
 };
 
+/// Returns the spans a worker that just computed `spans` most likely gets
+/// next: each moved past itself, cut at its shard's end, those at the end
+/// dropped. A guess, for gathering rows ahead of time.
+std::vector<row_span> next_spans(const std::vector<row_span>& spans,
+                                 const std::vector<shard>& shards);
+
 /// Returns the rows of `rank`'s share of a global batch of `batch` rows split
 /// over `workers` workers: `batch / workers`, plus one for the first
 /// `batch % workers` ranks.

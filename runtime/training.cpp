@@ -169,6 +169,7 @@ void shard_computer::place(uint32_t id, uint64_t first) {
   if (base_.size() <= id)
     base_.resize(id + 1, -1);
   base_[id] = static_cast<int64_t>(first);
+  prepared_ = false;
 }
 
 bool shard_computer::holds(uint32_t id) const noexcept {
@@ -180,12 +181,13 @@ void shard_computer::adopt(uint32_t id, std::shared_ptr<const dataset> rows) {
   if (adopted_.size() <= id)
     adopted_.resize(id + 1);
   adopted_[id] = std::move(rows);
+  prepared_ = false;
 }
 
-error shard_computer::compute(model& m, const float* params, uint64_t epoch,
-                              const std::vector<row_span>& spans,
-                              const std::vector<shard>& shards,
-                              gradient_sum& out) {
+error shard_computer::gather(uint64_t epoch, const std::vector<row_span>& spans,
+                             const std::vector<shard>& shards) {
+  prepared_ = false;
+  batch_ = batch_view{};
   rows_.clear();
   sources_.clear();
   bool mixed = false;
@@ -217,16 +219,39 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
     span_rows(sp, first, order(epoch, s), rows_);
     sources_.resize(rows_.size(), src);
   }
+  if (!rows_.empty())
+    batch_ = mixed ? buf_.gather(sources_.data(), rows_.data(), rows_.size())
+                   : buf_.gather(*data_, rows_.data(), rows_.size());
+  return {};
+}
+
+void shard_computer::prepare(uint64_t epoch, const std::vector<row_span>& spans,
+                             const std::vector<shard>& shards) {
+  if (gather(epoch, spans, shards))
+    return;
+  prepared_ = true;
+  prepared_epoch_ = epoch;
+  prepared_spans_ = spans;
+}
+
+error shard_computer::compute(model& m, const float* params, uint64_t epoch,
+                              const std::vector<row_span>& spans,
+                              const std::vector<shard>& shards,
+                              gradient_sum& out) {
+  used_prepared_ = prepared_ && prepared_epoch_ == epoch
+    && prepared_spans_ == spans;
+  prepared_ = false;
+  if (!used_prepared_)
+    if (auto err = gather(epoch, spans, shards))
+      return err;
   out.values.resize(m.num_params());
-  out.count = rows_.size();
-  if (rows_.empty()) {
+  out.count = batch_.rows;
+  if (batch_.rows == 0) {
     std::fill(out.values.begin(), out.values.end(), 0.0f);
     out.loss = 0;
     return {};
   }
-  auto batch = mixed ? buf_.gather(sources_.data(), rows_.data(), rows_.size())
-                     : buf_.gather(*data_, rows_.data(), rows_.size());
-  out.loss = m.loss_and_gradient(params, batch, out.values.data());
+  out.loss = m.loss_and_gradient(params, batch_, out.values.data());
   return {};
 }
 

@@ -120,8 +120,25 @@ public:
                 const std::vector<row_span>& spans,
                 const std::vector<shard>& shards, gradient_sum& out);
 
+  /// Gathers the rows of `spans` in `epoch` ahead of time, so that a
+  /// `compute` of exactly these spans (before any other `prepare` or change
+  /// of the rows held) copies nothing. A worker calls it with the spans it
+  /// expects next while the master applies the step. Spans that `compute`
+  /// would refuse are not gathered.
+  void prepare(uint64_t epoch, const std::vector<row_span>& spans,
+               const std::vector<shard>& shards);
+
+  /// Returns whether the last `compute` used rows gathered by `prepare`.
+  bool used_prepared() const noexcept {
+    return used_prepared_;
+  }
+
 private:
   const std::vector<uint32_t>& order(uint64_t epoch, const shard& s);
+
+  /// Gathers the rows of `spans` into `batch_`.
+  error gather(uint64_t epoch, const std::vector<row_span>& spans,
+               const std::vector<shard>& shards);
 
   std::shared_ptr<const dataset> data_;
   uint64_t seed_;
@@ -134,6 +151,12 @@ private:
   std::vector<std::vector<uint32_t>> orders_;
   std::vector<uint32_t> rows_;
   batch_buffer buf_;
+  /// The rows gathered last, and for which epoch and spans.
+  batch_view batch_;
+  bool prepared_ = false;
+  uint64_t prepared_epoch_ = 0;
+  std::vector<row_span> prepared_spans_;
+  bool used_prepared_ = false;
 };
 
 /// What the single-threaded loop reports after each epoch.

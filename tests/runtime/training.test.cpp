@@ -206,4 +206,82 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
   }
 }
 
+// Rows gathered ahead of time give the same bits as rows gathered on
+// demand, are used only for exactly the spans and epoch they were gathered
+// for, and are dropped when the rows held change.
+BOOST_AUTO_TEST_CASE(prepared_rows_give_the_same_gradient) {
+  model_registry models;
+  register_builtin_models(models);
+  synthetic_options o;
+  o.rows = 90;
+  o.cols = 6;
+  o.classes = 3;
+  auto full = std::make_shared<const dataset>(make_classification(o));
+  job_spec spec;
+  spec.model = "softmax";
+  auto m = models.make(make_model_config(spec, o.cols, 3));
+  BOOST_REQUIRE(static_cast<bool>(m));
+  auto params = (*m)->init(5);
+  shard_plan geo{full->rows, 3};
+  std::vector<row_span> spans{{0, 2, 7}, {2, 0, 11}};
+  gradient_sum want;
+  shard_computer plain{full, 9};
+  BOOST_REQUIRE(
+    !plain.compute(**m, params.data(), 1, spans, geo.shards(), want));
+  BOOST_TEST(!plain.used_prepared());
+  shard_computer ahead{full, 9};
+  gradient_sum got;
+  ahead.prepare(1, spans, geo.shards());
+  BOOST_REQUIRE(
+    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  BOOST_TEST(ahead.used_prepared());
+  BOOST_TEST(got.loss == want.loss);
+  BOOST_TEST(got.values == want.values);
+  // Another epoch (another shuffle) or other spans: gathered again.
+  ahead.prepare(2, spans, geo.shards());
+  BOOST_REQUIRE(
+    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  BOOST_TEST(!ahead.used_prepared());
+  BOOST_TEST(got.values == want.values);
+  ahead.prepare(1, next_spans(spans, geo.shards()), geo.shards());
+  BOOST_REQUIRE(
+    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  BOOST_TEST(!ahead.used_prepared());
+  BOOST_TEST(got.values == want.values);
+  // Prepared once: used once.
+  ahead.prepare(1, spans, geo.shards());
+  BOOST_REQUIRE(
+    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  BOOST_REQUIRE(
+    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  BOOST_TEST(!ahead.used_prepared());
+  // Rows held change (a shard adopted): what was prepared is dropped.
+  ahead.prepare(1, spans, geo.shards());
+  auto& s2 = geo.shards()[2];
+  ahead.adopt(
+    2, std::make_shared<const dataset>(copy_rows(*full, s2.begin, s2.size())));
+  BOOST_REQUIRE(
+    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  BOOST_TEST(!ahead.used_prepared());
+  BOOST_TEST(got.values == want.values);
+  // Spans that would be refused are not gathered, and still refused.
+  std::vector<row_span> outside{{1, 25, 10}};
+  ahead.prepare(1, outside, geo.shards());
+  auto refused = ahead.compute(**m, params.data(), 1, outside, geo.shards(),
+                               got);
+  BOOST_TEST(refused.message() == "rows 25+10 outside shard 1 of 30 rows");
+}
+
+BOOST_AUTO_TEST_CASE(next_spans_moves_each_span_past_itself) {
+  shard_plan geo{100, 2}; // shards of 50 rows
+  std::vector<row_span> spans{{0, 10, 20}, {1, 40, 5}};
+  BOOST_TEST((next_spans(spans, geo.shards())
+              == std::vector<row_span>{{0, 30, 20}, {1, 45, 5}}));
+  // Cut at the shard's end, dropped at it.
+  std::vector<row_span> late{{0, 40, 8}, {1, 30, 20}};
+  BOOST_TEST(
+    (next_spans(late, geo.shards()) == std::vector<row_span>{{0, 48, 2}}));
+  BOOST_TEST(next_spans({}, geo.shards()).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
