@@ -130,14 +130,6 @@ bool write_all(int fd, const char* p, size_t n,
   return true;
 }
 
-const char* kind_name(uint32_t kind) {
-  switch (static_cast<frame_kind>(kind)) {
-    case frame_kind::params: return "parameters";
-    case frame_kind::gradient: return "gradient";
-  }
-  return "unknown";
-}
-
 } // namespace
 
 // -- tensor_link --------------------------------------------------------------
