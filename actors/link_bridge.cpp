@@ -19,11 +19,16 @@ std::vector<char> encode(T& x) {
   return buf;
 }
 
-/// Decodes `bytes` into `x`; returns false unless they hold exactly one.
+/// Decodes `bytes` into `x`; returns false unless they hold exactly one,
+/// with no tensor values (those travel as the frame's floats).
 template <class T>
 bool decode(const std::vector<char>& bytes, T& x) {
-  caf::binary_deserializer source{nullptr, bytes};
-  return !source(x) && source.remaining() == 0;
+  try {
+    caf::binary_deserializer source{nullptr, bytes};
+    return !source(x) && source.remaining() == 0;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 } // namespace
@@ -40,12 +45,14 @@ void send_gradient(tensor_link& link, grad_msg reply) {
 }
 
 void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
-                       uint64_t token) {
+                       uint64_t token, size_t floats) {
   auto peer = link.peer();
   link.start(
+    floats,
     [=](link_frame&& f) {
       grad_msg msg;
-      if (f.kind != frame_kind::gradient || !decode(f.meta, msg)) {
+      if (f.kind != frame_kind::gradient || !decode(f.meta, msg)
+          || msg.values.size() != 0) {
         caf::anon_send(master, link_atom_v, rank, token,
                        fmt::format("tensor link to {}: a malformed gradient "
                                    "frame",
@@ -61,9 +68,11 @@ void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
     });
 }
 
-void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node) {
+void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node,
+                       size_t floats) {
   auto peer = link.peer();
   link.start(
+    floats,
     [=](link_frame&& f) {
       step_plan plan;
       if (f.kind != frame_kind::params || !decode(f.meta, plan)) {

@@ -24,14 +24,17 @@ void send_gradient(tensor_link& link, grad_msg reply);
 
 /// Starts the master's side of rank `rank`'s link: each gradient frame
 /// reaches `master` as `(link_atom, int32_t rank, grad_msg)`; a broken link
-/// or malformed frame as `(link_atom, int32_t rank, uint64_t token,
-/// std::string why)`.
+/// or malformed frame (one of more than `floats` floats, the model's size,
+/// included) as `(link_atom, int32_t rank, uint64_t token, std::string
+/// why)`.
 void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
-                       uint64_t token);
+                       uint64_t token, size_t floats);
 
 /// Starts a worker process's side: each step frame reaches `worker` as
-/// `(step_atom, step_plan, tensor)`; a broken link or malformed frame
-/// reaches `node` as `(link_atom, std::string why)`.
-void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node);
+/// `(step_atom, step_plan, tensor)`; a broken link or malformed frame (of
+/// more than `floats` floats included) reaches `node` as `(link_atom,
+/// std::string why)`.
+void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node,
+                       size_t floats);
 
 } // namespace dml

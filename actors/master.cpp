@@ -321,7 +321,10 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
   st.ship_start.erase(r);
   st.awaiting.erase(r);
   st.links.erase(r);
-  st.link_tokens.erase(r);
+  if (auto i = st.link_tokens.find(r); i != st.link_tokens.end()) {
+    st.setup.links->forget(i->second);
+    st.link_tokens.erase(i);
+  }
   if (node) {
     // Fence it: if it was only frozen, it exits when it wakes up.
     self->demonitor(node);
@@ -936,6 +939,10 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
                            fingerprint.substr(0, 16), st.setup.spec.train_path,
                            st.setup.fingerprint.substr(0, 16));
     fmt::print(stderr, "dml-node: refused worker rank {}: {}\n", r, msg);
+    if (auto i = st.link_tokens.find(r); i != st.link_tokens.end()) {
+      st.setup.links->forget(i->second);
+      st.link_tokens.erase(i);
+    }
     self->demonitor(st.nodes[r]);
     st.watched.erase(st.nodes[r].address());
     st.nodes[r] = nullptr;
@@ -949,6 +956,7 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     auto link = st.setup.links->accept(
       token, link_clock::now() + std::chrono::seconds(10));
     if (!link) {
+      st.setup.links->forget(token);
       st.link_tokens.erase(i);
       auto msg = fmt::format("worker rank {}: {}", r, link.err().message());
       fmt::print(stderr, "dml-node: refused {}\n", msg);
@@ -960,7 +968,7 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     }
     st.out->note(
       fmt::format("worker rank {}: tensor link from {}", r, (*link)->peer()));
-    start_master_side(**link, self, r, token);
+    start_master_side(**link, self, r, token, st.params->size());
     st.links[r] = std::shared_ptr<tensor_link>{std::move(*link)};
   }
   st.workers[r] = std::move(worker);
@@ -1092,8 +1100,13 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
     [=](link_atom, int32_t rank, uint64_t token, const std::string& why) {
       auto& st = self->state;
       auto i = st.link_tokens.find(rank);
-      if (i != st.link_tokens.end() && i->second == token)
-        lose_worker(self, rank, "down (" + why + ")");
+      if (i == st.link_tokens.end() || i->second != token)
+        return; // an old link
+      if (st.stopping || !st.done.pending()) {
+        st.links.erase(rank); // ending anyway: the monitor sees it go
+        return;
+      }
+      lose_worker(self, rank, "down (" + why + ")");
     },
     [=](tick_atom, uint64_t id) {
       auto& st = self->state;

@@ -118,8 +118,6 @@ struct master_state {
   /// for the links not yet open.
   std::map<int32_t, std::shared_ptr<tensor_link>> links;
   std::map<int32_t, uint64_t> link_tokens;
-  /// Buffers of gradients read from tensor links.
-  tensor_pool link_pool;
   bool started = false;
   /// Set by the first `stop_atom`: waiting for members to go down.
   bool stopping = false;

@@ -4,6 +4,7 @@
 // `inspect` beside it. Register them with
 // `cfg.add_message_types<caf::id_block::dml>()`.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,9 +12,11 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/binary_deserializer.hpp>
 #include <caf/deserializer.hpp>
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/sec.hpp>
 #include <caf/serializer.hpp>
 #include <caf/type_id.hpp>
 
@@ -63,6 +66,8 @@ public:
   std::shared_ptr<std::vector<float>> acquire(size_t n) {
     for (auto& b : bufs_) {
       if (b.use_count() == 1) {
+        // Pairs with the release of the last other owner's reference.
+        std::atomic_thread_fence(std::memory_order_acquire);
         b->resize(n);
         return b;
       }
@@ -95,7 +100,12 @@ typename Inspector::result_type inspect(Inspector& f, tensor& x) {
     auto buf = std::make_shared<std::vector<float>>();
     auto err = caf::error::eval(
       [&] { return f.begin_sequence(n); },
-      [&] {
+      [&]() -> caf::error {
+        // A count beyond the bytes left is malformed: refuse it before
+        // allocating (a peer could announce any size).
+        if (auto* bin = dynamic_cast<caf::binary_deserializer*>(&f))
+          if (n > bin->remaining() / sizeof(float))
+            return caf::make_error(caf::sec::end_of_stream);
         buf->resize(n);
         return n ? f.apply_raw(n * sizeof(float), buf->data()) : caf::error{};
       },

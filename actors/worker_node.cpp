@@ -54,6 +54,7 @@ void finish_setup(self_ptr self) {
     return die(self, m.err().message());
   worker_setup ws;
   ws.instance = std::shared_ptr<model>{std::move(*m)};
+  auto num_params = ws.instance->num_params();
   ws.seed = spec->seed;
   ws.rows = st.setup.rows;
   ws.shards = st.setup.shards;
@@ -90,7 +91,7 @@ void finish_setup(self_ptr self) {
   // node's control messages still find a free thread.
   st.worker = self->spawn(shard_worker, std::move(ws));
   if (st.link)
-    start_worker_side(*st.link, st.worker, self);
+    start_worker_side(*st.link, st.worker, self, num_params);
   self
     ->request(st.master, st.opts.timeout, ready_atom_v, st.setup.rank,
               st.data_fingerprint, st.worker)

@@ -1,5 +1,6 @@
 #include "runtime/tensor_link.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -34,9 +35,8 @@ struct frame_header {
   uint64_t reserved2 = 0;
 };
 
-/// Limits on what a peer may announce (a frame beyond them is malformed).
+/// The most metadata a peer may announce (a frame beyond it is malformed).
 constexpr uint32_t max_meta = 1u << 20;
-constexpr uint64_t max_floats = uint64_t{1} << 31;
 
 static_assert(sizeof(frame_header) == header_size);
 
@@ -44,27 +44,28 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
-/// Milliseconds until `deadline`, at least 0, for poll.
-int ms_until(link_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-    deadline - link_clock::now());
-  if (left.count() <= 0)
-    return 0;
-  return left.count() > 1000000 ? 1000000 : static_cast<int>(left.count());
-}
-
-/// Waits until `fd` is ready for `events` or `deadline`; returns whether it
-/// is (errors and hang-ups count as ready: the next call reports them).
+/// Waits until `fd` is ready for `events` or `deadline` (`max()`: no
+/// deadline); returns whether it is (errors and hang-ups count as ready: the
+/// next call reports them).
 bool wait_for(int fd, short events, link_clock::time_point deadline) {
   for (;;) {
+    int ms = -1;
+    if (deadline != link_clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - link_clock::now())
+                    .count();
+      if (left < 0)
+        left = 0;
+      ms = static_cast<int>(std::min<int64_t>(left, 60000));
+    }
     pollfd p{fd, events, 0};
-    auto n = ::poll(&p, 1, ms_until(deadline));
+    auto n = ::poll(&p, 1, ms);
     if (n > 0)
       return true;
-    if (n == 0)
-      return false;
-    if (errno != EINTR)
+    if (n < 0 && errno != EINTR)
       return true;
+    if (n == 0 && ms >= 0 && link_clock::now() >= deadline)
+      return false;
   }
 }
 
@@ -153,7 +154,9 @@ tensor_link::~tensor_link() {
   ::close(fd_);
 }
 
-void tensor_link::start(frame_handler on_frame, close_handler on_close) {
+void tensor_link::start(size_t max_floats, frame_handler on_frame,
+                        close_handler on_close) {
+  max_floats_ = max_floats;
   reader_ = std::thread{
     [this, f = std::move(on_frame), c = std::move(on_close)]() mutable {
       read_loop(std::move(f), std::move(c));
@@ -240,7 +243,8 @@ bool tensor_link::write_some(pending& p) {
       continue;
     if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return false;
-    broken_ = true; // the receiver notices the broken connection
+    broken_ = true;
+    ::shutdown(fd_, SHUT_RDWR); // both readers notice at once
     return true;
   }
   return true;
@@ -289,6 +293,8 @@ void tensor_link::write_loop() {
 std::shared_ptr<std::vector<float>> tensor_link::buffer(size_t n) {
   for (auto& b : buffers_)
     if (b.use_count() == 1) {
+      // Pairs with the release of the last other owner's reference.
+      std::atomic_thread_fence(std::memory_order_acquire);
       b->resize(n);
       return b;
     }
@@ -319,7 +325,7 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
       why = bad(fmt::format("unknown frame kind {}", h.kind));
       break;
     }
-    if (h.meta > max_meta || h.floats > max_floats) {
+    if (h.meta > max_meta || h.floats > max_floats_) {
       why = bad(fmt::format("a frame of {} metadata bytes and {} floats",
                             h.meta, h.floats));
       break;
@@ -330,12 +336,22 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
     if (h.meta > 0
         && (why = read_all(fd_, f.meta.data(), h.meta, never, peer_)))
       break;
-    f.values = buffer(h.floats);
+    try {
+      f.values = buffer(h.floats);
+    } catch (const std::bad_alloc&) {
+      why = bad(fmt::format("no memory for a frame of {} floats", h.floats));
+      break;
+    }
     if (h.floats > 0
         && (why = read_all(fd_, reinterpret_cast<char*>(f.values->data()),
                            h.floats * sizeof(float), never, peer_)))
       break;
-    on_frame(std::move(f));
+    try {
+      on_frame(std::move(f));
+    } catch (const std::exception& e) {
+      why = bad(fmt::format("a frame that could not be handled: {}", e.what()));
+      break;
+    }
   }
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -347,6 +363,13 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
 }
 
 // -- link_listener ------------------------------------------------------------
+
+void link_listener::forget(uint64_t token) {
+  if (auto i = early_.find(token); i != early_.end()) {
+    ::close(i->second.first);
+    early_.erase(i);
+  }
+}
 
 link_listener::~link_listener() {
   for (auto& [token, conn] : early_)
@@ -419,11 +442,11 @@ link_listener::accept(uint64_t token, link_clock::time_point deadline) {
                                       port_));
       continue;
     }
-    // A peer has a second at most to say who it is.
+    // A peer has 200 ms to say who it is (the master waits meanwhile).
     auto peer = name_of(addr);
     char buf[hello_size];
     auto limit = std::min(deadline,
-                          link_clock::now() + std::chrono::seconds(1));
+                          link_clock::now() + std::chrono::milliseconds(200));
     uint32_t magic = 0;
     uint32_t protocol = 0;
     uint64_t presented = 0;

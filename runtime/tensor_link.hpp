@@ -80,8 +80,9 @@ public:
 
   /// Starts receiving: calls `on_frame` for every frame, on the link's
   /// reader thread, and `on_close` once when the connection breaks or a
-  /// malformed frame arrives. Call once.
-  void start(frame_handler on_frame, close_handler on_close);
+  /// malformed frame arrives (more than `max_floats` floats or 1 MB of
+  /// metadata, or one `on_frame` throws on). Call once.
+  void start(size_t max_floats, frame_handler on_frame, close_handler on_close);
 
   /// Queues a frame and returns at once. `values` must not change
   /// afterwards (it is shared, not copied); null sends no floats.
@@ -118,6 +119,7 @@ private:
   std::deque<pending> queue_;
   bool closing_ = false;
   bool broken_ = false;
+  size_t max_floats_ = 0;
   std::vector<std::shared_ptr<std::vector<float>>> buffers_;
   std::thread writer_;
   std::thread reader_;
@@ -143,10 +145,14 @@ public:
   }
 
   /// Returns the connection that presents `token`, accepting connections
-  /// until it comes or `deadline` passes. Connections with other known
-  /// tokens are kept for later calls; strangers are closed.
+  /// until it comes or `deadline` passes. Connections with other tokens are
+  /// kept for later calls (at most 256); strangers are closed (each may take
+  /// 200 ms to show it is one).
   expected<std::unique_ptr<tensor_link>>
   accept(uint64_t token, link_clock::time_point deadline);
+
+  /// Closes a connection kept for `token`, if any (its worker is gone).
+  void forget(uint64_t token);
 
 private:
   link_listener(int fd, uint16_t port, uint32_t protocol)

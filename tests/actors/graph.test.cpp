@@ -2,6 +2,10 @@
 // epoch accounting and determinism, without threads or timing.
 
 #include "tests/actors/graph_fixture.hpp"
+#include <sys/resource.h>
+
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 
 #include "runtime/sha256.hpp"
 
@@ -84,6 +88,36 @@ BOOST_FIXTURE_TEST_CASE(worker_rejects_nothing_and_sums_its_rows,
   BOOST_TEST(*got.values.data == grad);
   self->send(w, stop_atom_v);
   sched.run();
+}
+
+// A tensor whose announced size exceeds the bytes that follow is refused
+// before anything is allocated (a peer could announce any size).
+BOOST_AUTO_TEST_CASE(tensor_with_a_false_size_is_refused) {
+  std::vector<char> bytes;
+  caf::binary_serializer sink{nullptr, bytes};
+  size_t huge = size_t{1} << 28; // 1 GiB of floats
+  BOOST_REQUIRE(!sink.begin_sequence(huge));
+  float some[2] = {1, 2};
+  BOOST_REQUIRE(!sink.apply_raw(sizeof(some), some));
+  tensor t;
+  auto peak = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss; // KiB
+  };
+  auto before = peak();
+  caf::binary_deserializer source{nullptr, bytes};
+  BOOST_TEST(static_cast<bool>(source(t)));
+  // Nothing near the announced 1 GiB was allocated (and zeroed).
+  BOOST_TEST(peak() - before < 100 * 1024);
+  // The honest encoding of the same two floats reads back bit for bit.
+  std::vector<char> good;
+  caf::binary_serializer out{nullptr, good};
+  tensor two{std::vector<float>{1, 2}};
+  BOOST_REQUIRE(!out(two));
+  caf::binary_deserializer in{nullptr, good};
+  BOOST_REQUIRE(!in(t));
+  BOOST_TEST(*t.data == std::vector<float>({1, 2}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

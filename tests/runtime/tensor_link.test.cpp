@@ -22,6 +22,7 @@ constexpr uint32_t version = 7;
 
 /// Collects what a link's reader thread hands over, for the test thread.
 struct inbox {
+  size_t max_floats = size_t{1} << 24;
   std::mutex mtx;
   std::condition_variable cv;
   std::vector<link_frame> frames;
@@ -29,6 +30,7 @@ struct inbox {
 
   void attach(tensor_link& link) {
     link.start(
+      max_floats,
       [this](link_frame&& f) {
         std::lock_guard<std::mutex> guard{mtx};
         frames.push_back(std::move(f));
@@ -194,18 +196,21 @@ BOOST_AUTO_TEST_CASE(malformed_frames_are_reported) {
                  + ": not a frame (bad magic)");
     ::close(fd);
   }
-  // A frame announcing more floats than any model has.
-  {
-    int fd = hello(6);
-    auto link = (*l)->accept(6, link_clock::now() + 2s);
+  // Frames announcing more floats than the model has (by one, or by far).
+  for (uint32_t high : {0u, 0x10u}) {
+    uint64_t token = 6 + high;
+    int fd = hello(token);
+    auto link = (*l)->accept(token, link_clock::now() + 2s);
     BOOST_REQUIRE(link);
     inbox box;
+    box.max_floats = 1000;
     box.attach(**link);
-    uint32_t head[8] = {0x464c4d44, 1, 0, 0, 0, 0x10, 0, 0};
+    uint32_t head[8] = {0x464c4d44, 1, 0, 0, high ? 0u : 1001u, high, 0, 0};
     raw_write(fd, head, sizeof(head));
     BOOST_TEST(box.wait_closed()
                == "tensor link to " + (*link)->peer()
-                 + ": a frame of 0 metadata bytes and 68719476736 floats");
+                 + ": a frame of 0 metadata bytes and "
+                 + (high ? "68719476736" : "1001") + " floats");
     ::close(fd);
   }
 }
@@ -261,6 +266,43 @@ BOOST_AUTO_TEST_CASE(connect_names_the_endpoint) {
   BOOST_TEST(taken.err().message()
              == "tensor link: cannot listen on 127.0.0.1:"
                + std::to_string((*l)->port()) + ": Address already in use");
+}
+
+BOOST_AUTO_TEST_CASE(a_throwing_handler_breaks_the_link) {
+  link_pair p;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::string why;
+  p.b->start(
+    16, [](link_frame&&) { throw std::runtime_error("cannot decode"); },
+    [&](const error& e) {
+      std::lock_guard<std::mutex> guard{mtx};
+      why = e.message();
+      cv.notify_all();
+    });
+  p.a->send(frame_kind::params, {}, iota_floats(4, 0));
+  std::unique_lock<std::mutex> guard{mtx};
+  cv.wait_for(guard, 10s, [&] { return !why.empty(); });
+  BOOST_TEST(why
+             == "tensor link to " + p.b->peer()
+               + ": a frame that could not be handled: cannot decode");
+}
+
+BOOST_AUTO_TEST_CASE(a_forgotten_early_connection_is_closed) {
+  auto l = link_listener::open("127.0.0.1", 0, version);
+  BOOST_REQUIRE(l);
+  auto early = tensor_link::connect("127.0.0.1", (*l)->port(),
+                                    link_hello{version, 9}, 2000ms);
+  BOOST_REQUIRE(early);
+  // Accepting another token parks token 9's connection; forgetting the
+  // token closes it, which the connecting side sees.
+  auto none = (*l)->accept(10, link_clock::now() + 300ms);
+  BOOST_REQUIRE(!none);
+  inbox box;
+  box.attach(**early);
+  (*l)->forget(9);
+  auto why = box.wait_closed();
+  BOOST_TEST(why.find("closed by the peer") != std::string::npos, why);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
