@@ -968,7 +968,7 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     }
     st.out->note(
       fmt::format("worker rank {}: tensor link from {}", r, (*link)->peer()));
-    start_master_side(**link, self, r, token, st.params->size());
+    start_master_side(**link, self, r, token, st.setup.instance->num_params());
     st.links[r] = std::shared_ptr<tensor_link>{std::move(*link)};
   }
   st.workers[r] = std::move(worker);
