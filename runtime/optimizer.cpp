@@ -92,6 +92,13 @@ namespace {
 // storing the sum, scaling it in place and loading it). This file is built
 // with -ffp-contract=off, so no multiply-add is formed differently for the
 // two.
+//
+// `ivdep`: every iteration touches element `i` of each buffer only, so no
+// iteration depends on another, whatever the buffers overlap. Without it GCC
+// guards the vector loop with a runtime overlap check per pair of buffers;
+// Adam with two partial gradients has six buffers, more pairs than GCC
+// checks (10), and fell back to scalar code: 390 us instead of 28 us per
+// update of the MLP 784-128-10.
 template <bool InPlace, class Grad>
 void update(const optimizer_config& cfg, float lr, optimizer_state& st,
             const float* in_ptr, float* out, Grad grad, size_t n) {
@@ -99,6 +106,7 @@ void update(const optimizer_config& cfg, float lr, optimizer_state& st,
   ++st.updates;
   switch (cfg.kind) {
     case optimizer_kind::sgd:
+#pragma GCC ivdep
       for (size_t i = 0; i < n; ++i) {
         const float g_i = grad(i);
         out[i] = in[i] - lr * g_i;
@@ -108,12 +116,14 @@ void update(const optimizer_config& cfg, float lr, optimizer_state& st,
       float* m = st.m.data();
       const float mu = cfg.momentum;
       if (cfg.nesterov) {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; ++i) {
           const float g_i = grad(i);
           m[i] = mu * m[i] + g_i;
           out[i] = in[i] - lr * (g_i + mu * m[i]);
         }
       } else {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; ++i) {
           const float g_i = grad(i);
           m[i] = mu * m[i] + g_i;
@@ -133,6 +143,7 @@ void update(const optimizer_config& cfg, float lr, optimizer_state& st,
       const float step = lr / c1;
       const float sc2 = std::sqrt(c2);
       const float eps = cfg.epsilon;
+#pragma GCC ivdep
       for (size_t i = 0; i < n; ++i) {
         const float g_i = grad(i);
         m[i] = b1 * m[i] + (1.0f - b1) * g_i;
