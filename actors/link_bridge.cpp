@@ -31,6 +31,26 @@ bool decode(const std::vector<char>& bytes, T& x) {
   }
 }
 
+/// A handle that does not keep its actor alive: the actor owns the link,
+/// so the link's reader thread must not own the actor.
+class weak_handle {
+public:
+  explicit weak_handle(const caf::actor& x)
+    : ptr_(caf::actor_cast<caf::weak_actor_ptr>(x)) {
+    // nop
+  }
+
+  /// Sends `xs...` if the actor is still alive.
+  template <class... Ts>
+  void send(Ts&&... xs) const {
+    if (auto strong = caf::actor_cast<caf::actor>(ptr_.lock()))
+      caf::anon_send(strong, std::forward<Ts>(xs)...);
+  }
+
+private:
+  caf::weak_actor_ptr ptr_;
+};
+
 } // namespace
 
 void send_step(tensor_link& link, const step_plan& plan, const tensor& params) {
@@ -47,13 +67,14 @@ void send_gradient(tensor_link& link, grad_msg reply) {
 void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
                        uint64_t token, size_t floats) {
   auto peer = link.peer();
+  weak_handle to_master{master};
   link.start(
     floats,
     [=](link_frame&& f) {
       grad_msg msg;
       if (f.kind != frame_kind::gradient || !decode(f.meta, msg)
           || msg.values.size() != 0) {
-        caf::anon_send(master, link_atom_v, rank, token,
+        to_master.send(link_atom_v, rank, token,
                        fmt::format("tensor link to {}: a malformed gradient "
                                    "frame",
                                    peer));
@@ -61,35 +82,35 @@ void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
       }
       msg.values = tensor{
         std::shared_ptr<const std::vector<float>>{std::move(f.values)}};
-      caf::anon_send(master, link_atom_v, rank, std::move(msg));
+      to_master.send(link_atom_v, rank, std::move(msg));
     },
     [=](const error& why) {
-      caf::anon_send(master, link_atom_v, rank, token, why.message());
+      to_master.send(link_atom_v, rank, token, why.message());
     });
 }
 
 void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node,
                        size_t floats) {
   auto peer = link.peer();
+  weak_handle to_worker{worker};
+  weak_handle to_node{node};
   link.start(
     floats,
     [=](link_frame&& f) {
       step_plan plan;
       if (f.kind != frame_kind::params || !decode(f.meta, plan)) {
-        caf::anon_send(node, link_atom_v,
-                       fmt::format("tensor link to {}: a malformed step "
-                                   "frame",
-                                   peer));
+        to_node.send(link_atom_v,
+                     fmt::format("tensor link to {}: a malformed step "
+                                 "frame",
+                                 peer));
         return;
       }
       plan.linked = true;
-      caf::anon_send(
-        worker, step_atom_v, std::move(plan),
+      to_worker.send(
+        step_atom_v, std::move(plan),
         tensor{std::shared_ptr<const std::vector<float>>{std::move(f.values)}});
     },
-    [=](const error& why) {
-      caf::anon_send(node, link_atom_v, why.message());
-    });
+    [=](const error& why) { to_node.send(link_atom_v, why.message()); });
 }
 
 } // namespace dml
