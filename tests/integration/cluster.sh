@@ -305,6 +305,37 @@ case "$case_name" in
     grep -Eq '"workers":2[,}]' "$dir/dist.jsonl" || fail "not 2 workers at the end"
     grep -q '"faults":1,' "$dir/dist.jsonl" || fail "not one fault: $(tail -n 1 "$dir/dist.jsonl")"
     ;;
+  link_cut)
+    # A worker's tensor link is cut (its socket aborted with ss -K) while
+    # both processes live on: the master loses the rank at once and its
+    # shards move; the job completes with every row counted once per epoch.
+    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+      --workers 2 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
+    port=$(wait_port)
+    for r in 0 1; do
+      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
+    done
+    wait_record "$dir/dist.jsonl"
+    peer=$(grep -o 'worker rank 1: tensor link from 127.0.0.1:[0-9]*' \
+             "$dir/master.log" | head -n 1 | sed 's/.*://')
+    [ -n "$peer" ] || fail "no tensor link of rank 1 logged"
+    if ! ss -K dst 127.0.0.1 dport = ":$peer" > "$dir/ss.log" 2>&1 \
+        || ! grep -q ":$peer" "$dir/ss.log"; then
+      echo "SKIP (link_cut): ss -K cannot abort sockets here" >&2
+      exit 77
+    fi
+    finish master
+    finish w0
+    wait "$w1_pid" || true # stopped by the master, or left and rejoined
+    grep -q '"samples":180000,' "$dir/dist.jsonl" \
+      || fail "samples != 180000: $(tail -n 1 "$dir/dist.jsonl")"
+    grep -q '"faults":[1-9]' "$dir/dist.jsonl" \
+      || fail "no fault counted: $(tail -n 1 "$dir/dist.jsonl")"
+    grep -q "worker rank 1 lost: down (tensor link to 127.0.0.1:$peer" \
+      "$dir/master.log" || fail "no link loss logged: $(cat "$dir/master.log")"
+    acc=$(grep -o '"test_accuracy":[0-9.]*' "$dir/dist.jsonl" | tail -n 1 | cut -d: -f2)
+    awk -v a="$acc" 'BEGIN { exit !(a >= 0.83) }' || fail "accuracy $acc below 0.83"
+    ;;
   kill_aggregator)
     # kill -9 the only aggregator: its workers report to the master.
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
