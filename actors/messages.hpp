@@ -4,7 +4,6 @@
 // `inspect` beside it. Register them with
 // `cfg.add_message_types<caf::id_block::dml>()`.
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,6 +21,7 @@
 
 #include "runtime/metrics.hpp"
 #include "runtime/shard.hpp"
+#include "runtime/tensor_pool.hpp"
 
 namespace dml {
 
@@ -55,31 +55,6 @@ struct tensor {
   const float* begin() const noexcept {
     return data ? data->data() : nullptr;
   }
-};
-
-/// Reuses float buffers that no message references any more, so a step
-/// allocates (and page-faults) nothing once the pool is warm.
-class tensor_pool {
-public:
-  /// Returns a buffer of `n` floats (contents unspecified) that nobody else
-  /// references.
-  std::shared_ptr<std::vector<float>> acquire(size_t n) {
-    for (auto& b : bufs_) {
-      if (b.use_count() == 1) {
-        // Pairs with the release of the last other owner's reference.
-        std::atomic_thread_fence(std::memory_order_acquire);
-        b->resize(n);
-        return b;
-      }
-    }
-    auto b = std::make_shared<std::vector<float>>(n);
-    if (bufs_.size() < 8)
-      bufs_.push_back(b);
-    return b;
-  }
-
-private:
-  std::vector<std::shared_ptr<std::vector<float>>> bufs_;
 };
 
 /// @relates tensor

@@ -1,11 +1,9 @@
 #include "runtime/tensor_link.hpp"
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -69,11 +67,32 @@ bool wait_for(int fd, short events, link_clock::time_point deadline) {
   }
 }
 
-/// No Nagle delay; blocking reads (sends pass MSG_DONTWAIT).
+/// Resolves `host` (IPv4; empty: any interface) and sets `port` into `out`;
+/// returns the resolver's error text, or null.
+const char* resolve(const std::string& host, uint16_t port, sockaddr_in& out) {
+  out = sockaddr_in{};
+  out.sin_family = AF_INET;
+  out.sin_port = htons(port);
+  if (host.empty()) {
+    out.sin_addr.s_addr = htonl(INADDR_ANY);
+    return nullptr;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (auto rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
+    return ::gai_strerror(rc);
+  out.sin_addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr;
+  ::freeaddrinfo(found);
+  return nullptr;
+}
+
+/// No Nagle delay. (Sockets stay non-blocking: every send and receive passes
+/// MSG_DONTWAIT and waits in poll.)
 void tune(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 }
 
 std::string name_of(const sockaddr_in& addr) {
@@ -171,16 +190,9 @@ tensor_link::connect(const std::string& host, uint16_t port, link_hello hello,
     return make_error(errc::peer_lost,
                       fmt::format("tensor link to {}: {}", where, what));
   };
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (auto rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
-    return fail(::gai_strerror(rc));
   sockaddr_in addr{};
-  std::memcpy(&addr, found->ai_addr, sizeof(addr));
-  ::freeaddrinfo(found);
-  addr.sin_port = htons(port);
+  if (auto why = resolve(host, port, addr))
+    return fail(why);
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return fail(errno_text());
@@ -290,20 +302,6 @@ void tensor_link::write_loop() {
   }
 }
 
-std::shared_ptr<std::vector<float>> tensor_link::buffer(size_t n) {
-  for (auto& b : buffers_)
-    if (b.use_count() == 1) {
-      // Pairs with the release of the last other owner's reference.
-      std::atomic_thread_fence(std::memory_order_acquire);
-      b->resize(n);
-      return b;
-    }
-  auto b = std::make_shared<std::vector<float>>(n);
-  if (buffers_.size() < 4)
-    buffers_.push_back(b);
-  return b;
-}
-
 void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
   auto never = link_clock::time_point::max();
   auto bad = [&](const std::string& what) {
@@ -337,7 +335,7 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
         && (why = read_all(fd_, f.meta.data(), h.meta, never, peer_)))
       break;
     try {
-      f.values = buffer(h.floats);
+      f.values = buffers_.acquire(h.floats);
     } catch (const std::bad_alloc&) {
       why = bad(fmt::format("no memory for a frame of {} floats", h.floats));
       break;
@@ -385,20 +383,8 @@ link_listener::open(const std::string& host, uint16_t port, uint32_t protocol) {
                                   host, port, what));
   };
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  if (host.empty() || host == "0.0.0.0") {
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  } else {
-    addrinfo hints{};
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (auto rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
-      return fail(::gai_strerror(rc));
-    addr.sin_addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr;
-    ::freeaddrinfo(found);
-  }
+  if (auto why = resolve(host, port, addr))
+    return fail(why);
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return fail(errno_text());

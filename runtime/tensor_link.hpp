@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "runtime/error.hpp"
+#include "runtime/tensor_pool.hpp"
 
 namespace dml {
 
@@ -108,10 +109,6 @@ private:
 
   void read_loop(frame_handler on_frame, close_handler on_close);
 
-  /// Returns a float buffer of `n` values that no frame handed out still
-  /// references (reader thread only).
-  std::shared_ptr<std::vector<float>> buffer(size_t n);
-
   int fd_;
   std::string peer_;
   std::mutex mtx_;
@@ -120,7 +117,8 @@ private:
   bool closing_ = false;
   bool broken_ = false;
   size_t max_floats_ = 0;
-  std::vector<std::shared_ptr<std::vector<float>>> buffers_;
+  /// Buffers of received frames (reader thread only).
+  tensor_pool buffers_{4};
   std::thread writer_;
   std::thread reader_;
 };
