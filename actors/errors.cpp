@@ -32,9 +32,6 @@ std::string describe(const caf::error& x) {
 }
 
 bool is_peer_loss(const caf::error& x) {
-  if (x && x.category() == caf::atom("dml"))
-    return x.code() == static_cast<uint8_t>(errc::peer_lost)
-      || x.code() == static_cast<uint8_t>(errc::timeout);
   if (!x || x.category() != caf::atom("system"))
     return false;
   switch (static_cast<caf::sec>(x.code())) {

@@ -303,6 +303,16 @@ void wait_for_workers(self_ptr self) {
   self->delayed_send(self, st.setup.recovery.join_timeout, tick_atom_v, id);
 }
 
+/// Closes rank `r`'s tensor link, or the connection it parked.
+void drop_link(self_ptr self, int32_t r) {
+  auto& st = self->state;
+  st.links.erase(r);
+  if (auto i = st.link_tokens.find(r); i != st.link_tokens.end()) {
+    st.setup.links->forget(i->second);
+    st.link_tokens.erase(i);
+  }
+}
+
 /// Drops rank `r` from the job: its shards go to the live ranks and the
 /// step in flight is redone without it.
 void lose_worker(self_ptr self, int32_t r, const std::string& why) {
@@ -320,11 +330,7 @@ void lose_worker(self_ptr self, int32_t r, const std::string& why) {
   st.holds.erase(r);
   st.ship_start.erase(r);
   st.awaiting.erase(r);
-  st.links.erase(r);
-  if (auto i = st.link_tokens.find(r); i != st.link_tokens.end()) {
-    st.setup.links->forget(i->second);
-    st.link_tokens.erase(i);
-  }
+  drop_link(self, r);
   if (node) {
     // Fence it: if it was only frozen, it exits when it wakes up.
     self->demonitor(node);
@@ -923,6 +929,20 @@ void ship_rows(self_ptr self, int32_t r) {
   spawn_shipper(self, r, st.nodes[r], shards_of(self, r));
 }
 
+/// Refuses the worker process holding rank `r` at `ready`, which frees the
+/// rank for another.
+caf::error refuse_rank(self_ptr self, int32_t r, errc code,
+                       const std::string& why) {
+  auto& st = self->state;
+  fmt::print(stderr, "dml-node: refused worker rank {}: {}\n", r, why);
+  drop_link(self, r);
+  self->demonitor(st.nodes[r]);
+  st.watched.erase(st.nodes[r].address());
+  st.nodes[r] = nullptr;
+  st.reserved[r] = false;
+  return make_caf_error(code, why);
+}
+
 caf::result<bool> on_ready(self_ptr self, int32_t r,
                            const std::string& fingerprint, caf::actor worker) {
   auto& st = self->state;
@@ -938,16 +958,7 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
                            "to {}",
                            fingerprint.substr(0, 16), st.setup.spec.train_path,
                            st.setup.fingerprint.substr(0, 16));
-    fmt::print(stderr, "dml-node: refused worker rank {}: {}\n", r, msg);
-    if (auto i = st.link_tokens.find(r); i != st.link_tokens.end()) {
-      st.setup.links->forget(i->second);
-      st.link_tokens.erase(i);
-    }
-    self->demonitor(st.nodes[r]);
-    st.watched.erase(st.nodes[r].address());
-    st.nodes[r] = nullptr;
-    st.reserved[r] = false;
-    return make_caf_error(errc::bad_value, msg);
+    return refuse_rank(self, r, errc::bad_value, msg);
   }
   if (auto i = st.link_tokens.find(r);
       i != st.link_tokens.end() && st.links.count(r) == 0) {
@@ -955,17 +966,8 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
     auto token = i->second;
     auto link = st.setup.links->accept(
       token, link_clock::now() + std::chrono::seconds(10));
-    if (!link) {
-      st.setup.links->forget(token);
-      st.link_tokens.erase(i);
-      auto msg = fmt::format("worker rank {}: {}", r, link.err().message());
-      fmt::print(stderr, "dml-node: refused {}\n", msg);
-      self->demonitor(st.nodes[r]);
-      st.watched.erase(st.nodes[r].address());
-      st.nodes[r] = nullptr;
-      st.reserved[r] = false;
-      return make_caf_error(errc::peer_lost, msg);
-    }
+    if (!link)
+      return refuse_rank(self, r, errc::peer_lost, link.err().message());
     st.out->note(
       fmt::format("worker rank {}: tensor link from {}", r, (*link)->peer()));
     start_master_side(**link, self, r, token, st.setup.instance->num_params());
