@@ -104,6 +104,21 @@ wait_record() {
   fail "no epoch record in $1"
 }
 
+# slow_job WORKERS [WORKER FLAGS...]: starts a master of the slow job and
+# WORKERS worker processes (w0, w1, ...), sets `port`, and waits until the
+# first epoch ended.
+slow_job() {
+  local n="$1" r
+  shift
+  start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+    --workers "$n" "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
+  port=$(wait_port)
+  for ((r = 0; r < n; ++r)); do
+    start "w$r" --role worker --master "127.0.0.1:$port" --quiet "$@"
+  done
+  wait_record "$dir/dist.jsonl"
+}
+
 # check_faulted FILE SAMPLES WORKERS: the final record counts every row once
 # per epoch, saw a fault, ended with WORKERS workers, and kept the accuracy
 # of a fault-free run (0.85 for this job) within 0.02.
@@ -245,13 +260,7 @@ case "$case_name" in
     # kill -9 a worker process after the first epoch: its shards move to
     # the other two (rows shipped again), the job completes with every row
     # counted once per epoch.
-    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
-      --workers 3 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
-    port=$(wait_port)
-    for r in 0 1 2; do
-      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
-    done
-    wait_record "$dir/dist.jsonl"
+    slow_job 3
     kill -KILL "$w1_pid"
     finish master
     finish w0; finish w2
@@ -261,14 +270,7 @@ case "$case_name" in
   sigstop_worker)
     # A frozen worker (SIGSTOP) misses the step deadline and is dropped;
     # woken up after the job, it finds itself fenced and exits.
-    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
-      --workers 3 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
-    port=$(wait_port)
-    for r in 0 1 2; do
-      start "w$r" --role worker --master "127.0.0.1:$port" --quiet \
-        --reconnect-timeout 2000
-    done
-    wait_record "$dir/dist.jsonl"
+    slow_job 3 --reconnect-timeout 2000
     kill -STOP "$w1_pid"
     finish master
     kill -CONT "$w1_pid"
@@ -281,13 +283,7 @@ case "$case_name" in
   late_joiner)
     # A third worker joins after the first epoch: it gets shards (rows
     # shipped) at a step boundary; then it dies and the job ends with two.
-    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
-      --workers 2 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
-    port=$(wait_port)
-    for r in 0 1; do
-      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
-    done
-    wait_record "$dir/dist.jsonl"
+    slow_job 2
     start w2 --role worker --master "127.0.0.1:$port" --quiet
     # Once the joiner has its rows, kill it: its shards move back to the
     # workers that held them first, which must not be sent them again.
@@ -309,13 +305,7 @@ case "$case_name" in
     # A worker's tensor link is cut (its socket aborted with ss -K) while
     # both processes live on: the master loses the rank at once and its
     # shards move; the job completes with every row counted once per epoch.
-    start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
-      --workers 2 "${slow_flags[@]}" --metrics-out "$dir/dist.jsonl"
-    port=$(wait_port)
-    for r in 0 1; do
-      start "w$r" --role worker --master "127.0.0.1:$port" --quiet
-    done
-    wait_record "$dir/dist.jsonl"
+    slow_job 2
     peer=$(grep -o 'worker rank 1: tensor link from 127.0.0.1:[0-9]*' \
              "$dir/master.log" | head -n 1 | sed 's/.*://')
     [ -n "$peer" ] || fail "no tensor link of rank 1 logged"

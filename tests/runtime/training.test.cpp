@@ -155,51 +155,74 @@ BOOST_AUTO_TEST_CASE(test_label_outside_classes_is_an_error) {
                  "classes");
 }
 
-// A worker computes the same gradient whether it holds the whole set, only
-// its shards at their places, or a shard adopted later as rows of its own
-// (dense and sparse).
-BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
+namespace {
+
+/// Softmax on 90 synthetic rows of 6 columns (3 classes) in 3 shards, and
+/// the spans of one step of one worker.
+struct shard_case {
   model_registry models;
-  register_builtin_models(models);
-  for (bool sparse : {false, true}) {
+  std::shared_ptr<const dataset> full;
+  std::unique_ptr<model> m;
+  std::vector<float> params;
+  shard_plan geo;
+  std::vector<row_span> spans{{0, 2, 7}, {2, 0, 11}};
+
+  explicit shard_case(bool sparse) {
+    register_builtin_models(models);
     synthetic_options o;
     o.rows = 90;
     o.cols = 6;
     o.classes = 3;
     auto dense = make_classification(o);
-    auto full = std::make_shared<const dataset>(sparse ? to_sparse(dense)
-                                                       : dense);
+    full = std::make_shared<const dataset>(sparse ? to_sparse(dense) : dense);
     job_spec spec;
     spec.model = "softmax";
-    auto cfg = make_model_config(spec, o.cols, 3);
-    auto m = models.make(cfg);
-    BOOST_REQUIRE(static_cast<bool>(m));
-    auto params = (*m)->init(5);
-    shard_plan geo{full->rows, 3};
-    std::vector<row_span> spans{{0, 2, 7}, {2, 0, 11}};
+    auto made = models.make(make_model_config(spec, o.cols, 3));
+    BOOST_REQUIRE(static_cast<bool>(made));
+    m = std::move(*made);
+    params = m->init(5);
+    geo = shard_plan{full->rows, 3};
+  }
+
+  /// Computes `spans` (or `xs`) of `epoch` with `c` into `out`.
+  error compute(shard_computer& c, gradient_sum& out, uint64_t epoch = 1) {
+    return compute(c, out, spans, epoch);
+  }
+
+  error compute(shard_computer& c, gradient_sum& out,
+                const std::vector<row_span>& xs, uint64_t epoch = 1) {
+    return c.compute(*m, params.data(), epoch, xs, geo.shards(), out);
+  }
+
+  /// Returns rows `[s.begin, s.end)` of shard `id` as a dataset of their own.
+  std::shared_ptr<const dataset> shard_rows(uint32_t id) const {
+    auto& s = geo.shards()[id];
+    return std::make_shared<const dataset>(copy_rows(*full, s.begin, s.size()));
+  }
+};
+
+} // namespace
+
+// A worker computes the same gradient whether it holds the whole set, only
+// its shards at their places, or a shard adopted later as rows of its own
+// (dense and sparse).
+BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
+  for (bool sparse : {false, true}) {
+    shard_case t{sparse};
     gradient_sum want;
-    shard_computer all{full, 9};
-    BOOST_REQUIRE(
-      !all.compute(**m, params.data(), 1, spans, geo.shards(), want));
+    shard_computer all{t.full, 9};
+    BOOST_REQUIRE(!t.compute(all, want));
     // Shard 0 placed at row 0 of a partial copy, shard 2 adopted.
-    auto& s0 = geo.shards()[0];
-    auto& s2 = geo.shards()[2];
-    auto part = std::make_shared<const dataset>(
-      copy_rows(*full, s0.begin, s0.size()));
-    shard_computer some{part, 9};
+    shard_computer some{t.shard_rows(0), 9};
     some.hold_none(3);
     some.place(0, 0);
     BOOST_TEST(!some.holds(2));
     gradient_sum got;
-    auto refused = some.compute(**m, params.data(), 1, spans, geo.shards(),
-                                got);
+    auto refused = t.compute(some, got);
     BOOST_TEST(refused.message() == "shard 2 is not held here");
-    some.adopt(
-      2,
-      std::make_shared<const dataset>(copy_rows(*full, s2.begin, s2.size())));
+    some.adopt(2, t.shard_rows(2));
     BOOST_TEST(some.holds(2));
-    BOOST_REQUIRE(
-      !some.compute(**m, params.data(), 1, spans, geo.shards(), got));
+    BOOST_REQUIRE(!t.compute(some, got));
     BOOST_TEST(got.count == 18u);
     BOOST_TEST(got.loss == want.loss);
     BOOST_TEST(got.values == want.values);
@@ -210,65 +233,43 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
 // demand, are used only for exactly the spans and epoch they were gathered
 // for, and are dropped when the rows held change.
 BOOST_AUTO_TEST_CASE(prepared_rows_give_the_same_gradient) {
-  model_registry models;
-  register_builtin_models(models);
-  synthetic_options o;
-  o.rows = 90;
-  o.cols = 6;
-  o.classes = 3;
-  auto full = std::make_shared<const dataset>(make_classification(o));
-  job_spec spec;
-  spec.model = "softmax";
-  auto m = models.make(make_model_config(spec, o.cols, 3));
-  BOOST_REQUIRE(static_cast<bool>(m));
-  auto params = (*m)->init(5);
-  shard_plan geo{full->rows, 3};
-  std::vector<row_span> spans{{0, 2, 7}, {2, 0, 11}};
+  shard_case t{false};
+  auto& shards = t.geo.shards();
   gradient_sum want;
-  shard_computer plain{full, 9};
-  BOOST_REQUIRE(
-    !plain.compute(**m, params.data(), 1, spans, geo.shards(), want));
+  shard_computer plain{t.full, 9};
+  BOOST_REQUIRE(!t.compute(plain, want));
   BOOST_TEST(!plain.used_prepared());
-  shard_computer ahead{full, 9};
+  shard_computer ahead{t.full, 9};
   gradient_sum got;
-  ahead.prepare(1, spans, geo.shards());
-  BOOST_REQUIRE(
-    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  ahead.prepare(1, t.spans, shards);
+  BOOST_REQUIRE(!t.compute(ahead, got));
   BOOST_TEST(ahead.used_prepared());
   BOOST_TEST(got.loss == want.loss);
   BOOST_TEST(got.values == want.values);
   // Another epoch (another shuffle) or other spans: gathered again.
-  ahead.prepare(2, spans, geo.shards());
-  BOOST_REQUIRE(
-    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  ahead.prepare(2, t.spans, shards);
+  BOOST_REQUIRE(!t.compute(ahead, got));
   BOOST_TEST(!ahead.used_prepared());
   BOOST_TEST(got.values == want.values);
-  ahead.prepare(1, next_spans(spans, geo.shards()), geo.shards());
-  BOOST_REQUIRE(
-    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  ahead.prepare(1, next_spans(t.spans, shards), shards);
+  BOOST_REQUIRE(!t.compute(ahead, got));
   BOOST_TEST(!ahead.used_prepared());
   BOOST_TEST(got.values == want.values);
   // Prepared once: used once.
-  ahead.prepare(1, spans, geo.shards());
-  BOOST_REQUIRE(
-    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
-  BOOST_REQUIRE(
-    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  ahead.prepare(1, t.spans, shards);
+  BOOST_REQUIRE(!t.compute(ahead, got));
+  BOOST_REQUIRE(!t.compute(ahead, got));
   BOOST_TEST(!ahead.used_prepared());
   // Rows held change (a shard adopted): what was prepared is dropped.
-  ahead.prepare(1, spans, geo.shards());
-  auto& s2 = geo.shards()[2];
-  ahead.adopt(
-    2, std::make_shared<const dataset>(copy_rows(*full, s2.begin, s2.size())));
-  BOOST_REQUIRE(
-    !ahead.compute(**m, params.data(), 1, spans, geo.shards(), got));
+  ahead.prepare(1, t.spans, shards);
+  ahead.adopt(2, t.shard_rows(2));
+  BOOST_REQUIRE(!t.compute(ahead, got));
   BOOST_TEST(!ahead.used_prepared());
   BOOST_TEST(got.values == want.values);
   // Spans that would be refused are not gathered, and still refused.
   std::vector<row_span> outside{{1, 25, 10}};
-  ahead.prepare(1, outside, geo.shards());
-  auto refused = ahead.compute(**m, params.data(), 1, outside, geo.shards(),
-                               got);
+  ahead.prepare(1, outside, shards);
+  auto refused = t.compute(ahead, got, outside);
   BOOST_TEST(refused.message() == "rows 25+10 outside shard 1 of 30 rows");
 }
 
