@@ -58,7 +58,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
               if (collect->failed)
                 return;
               collect->reduction.add(
-                rank, gradient_part{g.count, g.loss, g.values.data});
+                rank, gradient_part{g.count, g.loss, g.values});
               if (!collect->reduction.complete())
                 return;
               auto& st = self->state;

@@ -31,15 +31,15 @@ dataset chunk_rows(const data_chunk& c) {
   d.rows = c.rows;
   d.cols = c.cols;
   d.sparse = c.sparse;
-  if (c.targets.data)
-    d.targets = *c.targets.data;
+  if (c.targets)
+    d.targets = to_vector(c.targets);
   if (c.sparse) {
     d.csr.indptr = c.indptr;
     d.csr.indices = c.indices;
-    if (c.values.data)
-      d.csr.values = *c.values.data;
-  } else if (c.dense.data) {
-    d.dense = *c.dense.data;
+    if (c.values)
+      d.csr.values = to_vector(c.values);
+  } else if (c.dense) {
+    d.dense = to_vector(c.dense);
   }
   return d;
 }

@@ -55,11 +55,11 @@ private:
 
 void send_step(tensor_link& link, const step_plan& plan, const tensor& params) {
   auto meta = plan;
-  link.send(frame_kind::params, encode(meta), params.data);
+  link.send(frame_kind::params, encode(meta), params);
 }
 
 void send_gradient(tensor_link& link, grad_msg reply) {
-  auto values = std::move(reply.values.data);
+  auto values = std::move(reply.values);
   reply.values = tensor{};
   link.send(frame_kind::gradient, encode(reply), std::move(values));
 }
@@ -80,8 +80,7 @@ void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
                                    peer));
         return;
       }
-      msg.values = tensor{
-        std::shared_ptr<const std::vector<float>>{std::move(f.values)}};
+      msg.values = std::move(f.values);
       to_master.send(link_atom_v, rank, std::move(msg));
     },
     [=](const error& why) {
@@ -108,7 +107,7 @@ void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node,
       plan.linked = true;
       to_worker.send(
         step_atom_v, std::move(plan),
-        tensor{std::shared_ptr<const std::vector<float>>{std::move(f.values)}});
+        std::move(f.values));
     },
     [=](const error& why) { to_node.send(link_atom_v, why.message()); });
 }

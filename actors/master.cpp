@@ -404,7 +404,7 @@ void complete_step(self_ptr self) {
     for (size_t k = 0; k < parts.size(); ++k) {
       count += parts[k].count;
       loss += parts[k].loss;
-      views[k] = parts[k].values->data();
+      views[k] = parts[k].values.begin();
     }
     st.epoch_loss += loss;
     apply_step_fused(spec, views, parts.size(), count, loss, progress, in, out,
@@ -492,7 +492,7 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
                                     g.values.size(), slot, st.params->size())));
     return;
   }
-  gradient_part part{g.count, g.loss, g.values.data};
+  gradient_part part{g.count, g.loss, g.values};
   if (!st.reduction.add(slot, std::move(part)))
     return;
   if (st.reduction.complete())
@@ -968,9 +968,19 @@ caf::result<bool> on_ready(self_ptr self, int32_t r,
       token, link_clock::now() + std::chrono::seconds(10));
     if (!link)
       return refuse_rank(self, r, errc::peer_lost, link.err().message());
-    st.out->note(
-      fmt::format("worker rank {}: tensor link from {}", r, (*link)->peer()));
-    start_master_side(**link, self, r, token, st.setup.instance->num_params());
+    auto floats = st.setup.instance->num_params();
+    // Workers on this host share memory for the tensors; the others (and
+    // any whose segment cannot be mapped) use the socket.
+    std::string how = "TCP";
+    if (st.setup.shared_memory) {
+      if (auto err = (*link)->map_shared(floats))
+        how = fmt::format("TCP; {}", err.message());
+      else
+        how = "shared memory";
+    }
+    st.out->note(fmt::format("worker rank {}: tensor link from {} ({})", r,
+                             (*link)->peer(), how));
+    start_master_side(**link, self, r, token, floats);
     st.links[r] = std::shared_ptr<tensor_link>{std::move(*link)};
   }
   st.workers[r] = std::move(worker);

@@ -83,6 +83,8 @@ struct master_setup {
   /// Where worker processes open their tensor links (null: no links, the
   /// tensors travel in the CAF messages).
   std::shared_ptr<link_listener> links;
+  /// Whether tensor links of workers on this host use shared memory.
+  bool shared_memory = true;
 };
 
 /// State of the master.

@@ -21,42 +21,19 @@
 
 #include "runtime/metrics.hpp"
 #include "runtime/shard.hpp"
+#include "runtime/tensor.hpp"
 #include "runtime/tensor_pool.hpp"
 
 namespace dml {
 
 /// The version of the wire protocol. Peers with another version are refused
 /// at the handshake (it is part of the middleman's app identifier too).
-constexpr uint32_t protocol_version = 4;
+constexpr uint32_t protocol_version = 5;
 
-/// A float buffer that travels by reference inside one process and as one raw
-/// block of bytes (host byte order, x86_64 little endian) across processes:
-/// CAF 0.17 would otherwise serialize a `vector<float>` element by element at
-/// a tenth of the speed. The buffer is immutable once sent.
-struct tensor {
-  std::shared_ptr<const std::vector<float>> data;
-
-  tensor() = default;
-
-  explicit tensor(std::vector<float> xs)
-    : data(std::make_shared<std::vector<float>>(std::move(xs))) {
-    // nop
-  }
-
-  explicit tensor(std::shared_ptr<const std::vector<float>> xs)
-    : data(std::move(xs)) {
-    // nop
-  }
-
-  size_t size() const noexcept {
-    return data ? data->size() : 0;
-  }
-
-  const float* begin() const noexcept {
-    return data ? data->data() : nullptr;
-  }
-};
-
+/// A tensor (runtime/tensor.hpp) travels by reference inside one process and
+/// as one raw block of bytes (host byte order, x86_64 little endian) across
+/// processes: CAF 0.17 would otherwise serialize a `vector<float>` element by
+/// element at a tenth of the speed.
 /// @relates tensor
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tensor& x) {
@@ -85,7 +62,7 @@ typename Inspector::result_type inspect(Inspector& f, tensor& x) {
         return n ? f.apply_raw(n * sizeof(float), buf->data()) : caf::error{};
       },
       [&] { return f.end_sequence(); });
-    x.data = std::move(buf);
+    x = tensor{std::shared_ptr<const std::vector<float>>{std::move(buf)}};
     return err;
   } else {
     auto n = static_cast<uint64_t>(x.size());

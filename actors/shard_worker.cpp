@@ -81,18 +81,30 @@ void run_step(self_ptr self, held_reply h, const step_plan& plan,
     ? find_fault(faults, fault_kind::drop_gradient, rank, plan.step)
     : nullptr;
   auto* delay = find_fault(faults, fault_kind::delay, rank, plan.step);
-  if (auto err = st.computer->compute(*st.setup.instance, params.begin(),
-                                      plan.epoch, spans, st.geometry.shards(),
-                                      st.scratch))
+  // Over shared memory the gradient is computed where the master reads it.
+  auto& link = st.setup.link;
+  float* direct = h.linked && link ? link->region(frame_kind::gradient)
+                                   : nullptr;
+  auto& shards = st.geometry.shards();
+  auto err = direct
+    ? st.computer->compute_to(*st.setup.instance, params.begin(), plan.epoch,
+                              spans, shards, st.scratch, direct)
+    : st.computer->compute(*st.setup.instance, params.begin(), plan.epoch,
+                           spans, shards, st.scratch);
+  if (err)
     return refuse(self, h,
                   make_caf_error(err.code(), "worker: " + err.message()));
   h.reply.count = st.scratch.count;
   h.reply.loss = st.scratch.loss;
-  // Hand the gradient over in a pooled buffer; the scratch takes the
-  // pooled buffer's storage for the next step.
-  auto buf = st.pool.acquire(0);
-  std::swap(*buf, st.scratch.values);
-  h.reply.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
+  if (direct) {
+    h.reply.values = tensor{link, direct, n};
+  } else {
+    // Hand the gradient over in a pooled buffer; the scratch takes the
+    // pooled buffer's storage for the next step.
+    auto buf = st.pool.acquire(0);
+    std::swap(*buf, st.scratch.values);
+    h.reply.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
+  }
   if (drop) {
     // Lost on the way: keep the promise so that no error is sent either.
     h.reply = grad_msg{};

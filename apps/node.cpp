@@ -191,6 +191,7 @@ int run_master_role(node_options o, const model_registry& registry,
     if (!links)
       return fail(links.err());
     ms.links = std::shared_ptr<link_listener>{std::move(*links)};
+    ms.shared_memory = o.shared_memory;
   }
   caf::actor_system_config cfg;
   configure(cfg, o);

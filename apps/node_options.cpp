@@ -135,9 +135,10 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app
     .add_option("--tensor-link", tensor_link,
                 "master: carry parameters and gradients to worker processes "
-                "on a plain TCP connection of their own (on, default) or in "
-                "the CAF messages (off)")
-    ->check(CLI::IsMember({"on", "off"}));
+                "on a plain TCP connection of their own, through shared "
+                "memory for workers on this host (on, default), always on "
+                "the socket (tcp), or in the CAF messages (off)")
+    ->check(CLI::IsMember({"on", "tcp", "off"}));
   app.add_option("--link-port", o.link_port,
                  "master: port of the tensor links (default 0: any free "
                  "port, on the --listen host)");
@@ -196,7 +197,8 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                       fmt::format("--peer-timeout: {} ms must exceed twice "
                                   "--heartbeat ({} ms)",
                                   o.peer_timeout_ms, o.heartbeat_ms));
-  o.tensor_link = tensor_link == "on";
+  o.tensor_link = tensor_link != "off";
+  o.shared_memory = tensor_link == "on";
   o.step_timeout_given = step_timeout->count() > 0;
   if (o.step_timeout_ms == 0)
     return make_error(errc::bad_value, "--step-timeout: must be at least 1");

@@ -52,6 +52,8 @@ struct node_options {
   /// links (plain TCP beside CAF's connection), listening on `link_port`
   /// (0: a free port).
   bool tensor_link = true;
+  /// Whether the links of workers on the master's host share memory.
+  bool shared_memory = true;
   uint16_t link_port = 0;
   /// Milliseconds: connect retries, heartbeat interval, peer timeout.
   uint64_t connect_timeout_ms = 30000;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local mode against master + 2 worker processes on 127.0.0.1, for softmax
-# and MLP 784-128-10 on Fashion-MNIST: steps on tensor links (the default)
-# and in CAF messages (--tensor-link off), plus the raw TCP ceiling for the
-# bytes a step moves. Each rate is the median of REPEAT runs (default 3),
+# and MLP 784-128-10 on Fashion-MNIST: steps on tensor links through shared
+# memory (the default on one host), on tensor links through their sockets
+# (--tensor-link tcp, as between hosts) and in CAF messages (--tensor-link
+# off), plus the raw TCP ceiling for the bytes a step moves. Each rate is the median of REPEAT runs (default 3),
 # local and distributed runs alternating.
 #
 # Usage: [REPEAT=N] bench/cluster.sh [BUILD_DIR] [EPOCHS] [BATCH ...]
@@ -46,8 +47,8 @@ dist() {
   wait
 }
 
-echo "| model | batch | local 2w samples/s | 2 worker processes, tensor links | ratio | 2 worker processes, CAF messages | ratio | bytes/step | exchange MB/s (links) | raw TCP MB/s (same message size) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | batch | local 2w samples/s | 2 worker processes, links, shared memory | ratio | links, TCP | ratio | CAF messages | ratio | bytes/step | exchange MB/s (links, TCP) | raw TCP MB/s (same message size) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for batch in "${batches[@]}"; do
   for model in softmax mlp; do
     extra=(--model softmax --lr 0.1)
@@ -58,7 +59,8 @@ for batch in "${batches[@]}"; do
     fi
     flags=(--train "$data/train-images-idx3-ubyte.gz" --batch-size "$batch"
            --epochs "$epochs" --quiet "${extra[@]}")
-    : > "$dir/local.rates"; : > "$dir/link.rates"; : > "$dir/caf.rates"
+    : > "$dir/local.rates"; : > "$dir/shm.rates"; : > "$dir/link.rates"
+    : > "$dir/caf.rates"
     : > "$dir/xfer"
     # Per step: parameters down to and a gradient up from each worker.
     bytes=$((2 * 2 * params * 4))
@@ -66,7 +68,9 @@ for batch in "${batches[@]}"; do
       "$node" --role local --workers 2 "${flags[@]}" \
         --metrics-out "$dir/local.jsonl"
       rate "$dir/local.jsonl" >> "$dir/local.rates"
-      dist "$dir/link.jsonl" on "${flags[@]}"
+      dist "$dir/shm.jsonl" on "${flags[@]}"
+      rate "$dir/shm.jsonl" >> "$dir/shm.rates"
+      dist "$dir/link.jsonl" tcp "${flags[@]}"
       rate "$dir/link.jsonl" >> "$dir/link.rates"
       awk -v b="$bytes" -v n="$(steps "$dir/link.jsonl")" \
         -v s="$(train_s "$dir/link.jsonl")" \
@@ -75,12 +79,15 @@ for batch in "${batches[@]}"; do
       rate "$dir/caf.jsonl" >> "$dir/caf.rates"
     done
     local_rate=$(median < "$dir/local.rates")
+    shm_rate=$(median < "$dir/shm.rates")
     link_rate=$(median < "$dir/link.rates")
     caf_rate=$(median < "$dir/caf.rates")
     xfer=$(median < "$dir/xfer")
     raw=$("$tcp" $((params * 4)) 2000 | awk '{ print $8 }')
-    printf '| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %d | %s | %s |\n' \
-      "$model" "$batch" "$local_rate" "$link_rate" \
+    printf '| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %d | %s | %s |\n' \
+      "$model" "$batch" "$local_rate" "$shm_rate" \
+      "$(awk -v a="$shm_rate" -v b="$local_rate" 'BEGIN { print a / b }')" \
+      "$link_rate" \
       "$(awk -v a="$link_rate" -v b="$local_rate" 'BEGIN { print a / b }')" \
       "$caf_rate" \
       "$(awk -v a="$caf_rate" -v b="$local_rate" 'BEGIN { print a / b }')" \

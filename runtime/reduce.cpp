@@ -37,29 +37,29 @@ std::vector<int32_t> ordered_reduction::missing() const {
 void ordered_reduction::take(gradient_sum& out) {
   out.count = 0;
   out.loss = 0;
-  std::vector<const std::vector<float>*> xs;
+  std::vector<const tensor*> xs;
   for (auto& part : parts_) {
     out.count += part.count;
     out.loss += part.loss;
     if (part.values)
-      xs.push_back(part.values.get());
+      xs.push_back(&part.values);
   }
   // Plain loops (exact and alignment-independent, see apply_update), in rank
   // order: out = x0 + x1 in one pass, then + x2, ...
   if (xs.empty()) {
     out.values.clear();
   } else if (xs.size() == 1) {
-    out.values.assign(xs[0]->begin(), xs[0]->end());
+    out.values = to_vector(*xs[0]);
   } else {
     auto n = std::min(xs[0]->size(), xs[1]->size());
     out.values.resize(n);
     float* dst = out.values.data();
-    const float* a = xs[0]->data();
-    const float* b = xs[1]->data();
+    const float* a = xs[0]->begin();
+    const float* b = xs[1]->begin();
     for (size_t i = 0; i < n; ++i)
       dst[i] = a[i] + b[i];
     for (size_t k = 2; k < xs.size(); ++k) {
-      const float* src = xs[k]->data();
+      const float* src = xs[k]->begin();
       for (size_t i = 0, m = std::min(n, xs[k]->size()); i < m; ++i)
         dst[i] += src[i];
     }

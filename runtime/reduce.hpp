@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtime/tensor.hpp"
 #include "runtime/training.hpp"
 
 namespace dml {
@@ -13,7 +14,7 @@ namespace dml {
 struct gradient_part {
   uint64_t count = 0;
   double loss = 0;
-  std::shared_ptr<const std::vector<float>> values;
+  tensor values;
 };
 
 /// Collects the gradient sums of a known set of ranks for one step and adds

@@ -7,15 +7,21 @@
 // adds two thread hand-offs per message; a socket moves it in a twentieth
 // of that.
 //
-// A frame is a 32-byte header (magic, kind, metadata length, float count)
-// followed by the metadata (bytes the caller encodes, e.g. a serialized
-// step plan) and the floats as raw bytes, host byte order.
+// A frame is a 32-byte header (magic, kind, metadata length, flags, float
+// count) followed by the metadata (bytes the caller encodes, e.g. a
+// serialized step plan) and the floats as raw bytes, host byte order.
+//
+// When both ends run on one host, the floats go through a shared memory
+// segment instead (see shared_segment.hpp) and the frame only says so: the
+// connecting side offers its segment in the greeting, and the accepting side
+// maps it if it can (map_shared).
 //
 // Sending never blocks: the bytes that do not fit the socket at once are
 // written by a thread of the link, so two processes that send to each other
 // while each is busy cannot deadlock. Receiving runs on a thread of the
 // link too, which hands each frame to a callback.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -29,6 +35,8 @@
 #include <vector>
 
 #include "runtime/error.hpp"
+#include "runtime/shared_segment.hpp"
+#include "runtime/tensor.hpp"
 #include "runtime/tensor_pool.hpp"
 
 namespace dml {
@@ -55,7 +63,10 @@ struct link_hello {
 struct link_frame {
   frame_kind kind = frame_kind::params;
   std::vector<char> meta;
-  std::shared_ptr<std::vector<float>> values;
+  /// The floats: a buffer of the link's own, or (shared memory) the region
+  /// of the segment, valid until the peer writes it again, i.e. until this
+  /// side sends its answer.
+  tensor values;
 };
 
 /// One end of a connected tensor link. `send` may be called from any thread.
@@ -65,8 +76,11 @@ public:
   using close_handler = std::function<void(const error&)>;
 
   /// Takes ownership of the connected socket `fd`; `peer` names the other
-  /// end in error messages.
-  tensor_link(int fd, std::string peer);
+  /// end in error messages, `token` is the link's, `offer` the segment the
+  /// peer offers (if any) and `own` the segment this side offered (if any).
+  tensor_link(int fd, std::string peer, uint64_t token = 0,
+              segment_offer offer = {},
+              std::unique_ptr<shared_segment> own = nullptr);
 
   /// Closes the connection; the close handler is not called.
   ~tensor_link();
@@ -74,10 +88,24 @@ public:
   tensor_link(const tensor_link&) = delete;
   tensor_link& operator=(const tensor_link&) = delete;
 
-  /// Connects to `host:port` within `timeout` and presents `hello`.
+  /// Connects to `host:port` within `timeout` and presents `hello`. With
+  /// `offer_floats` > 0 it also offers a shared memory segment for tensors
+  /// of that many floats, which the peer uses if it runs on this host.
   static expected<std::unique_ptr<tensor_link>>
   connect(const std::string& host, uint16_t port, link_hello hello,
-          std::chrono::milliseconds timeout);
+          std::chrono::milliseconds timeout, size_t offer_floats = 0);
+
+  /// Maps the segment the peer offered, for tensors of exactly `floats`
+  /// floats, and sends all further floats through it. Call before `start`.
+  /// Returns why not if it cannot (the peer runs on another host, offered
+  /// none, or offered a bad one); the link then keeps using the socket.
+  error map_shared(size_t floats);
+
+  /// Returns whether the floats travel through shared memory (on the
+  /// connecting side: once the first such frame arrived).
+  bool shared() const noexcept {
+    return shared_.load(std::memory_order_acquire);
+  }
 
   /// Starts receiving: calls `on_frame` for every frame, on the link's
   /// reader thread, and `on_close` once when the connection breaks or a
@@ -86,9 +114,15 @@ public:
   void start(size_t max_floats, frame_handler on_frame, close_handler on_close);
 
   /// Queues a frame and returns at once. `values` must not change
-  /// afterwards (it is shared, not copied); null sends no floats.
-  void send(frame_kind kind, std::vector<char> meta,
-            std::shared_ptr<const std::vector<float>> values);
+  /// afterwards (it is shared, not copied); null sends no floats. Over
+  /// shared memory the floats are copied into the segment at once, unless
+  /// they are already in its region for `kind` (see `region`).
+  void send(frame_kind kind, std::vector<char> meta, tensor values);
+
+  /// Returns the segment's region for outgoing frames of `kind`, to compute
+  /// the floats in place, or null unless the floats travel through shared
+  /// memory.
+  float* region(frame_kind kind) noexcept;
 
   /// Returns the other end's name, e.g. `"127.0.0.1:40112"`.
   const std::string& peer() const noexcept {
@@ -98,7 +132,7 @@ public:
 private:
   struct pending {
     std::vector<char> head; // header and metadata
-    std::shared_ptr<const std::vector<float>> body;
+    tensor body;
     size_t done = 0; // bytes of head + body written
   };
 
@@ -111,6 +145,10 @@ private:
 
   int fd_;
   std::string peer_;
+  uint64_t token_;
+  segment_offer offer_;
+  std::shared_ptr<shared_segment> segment_;
+  std::atomic<bool> shared_{false};
   std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<pending> queue_;
@@ -161,7 +199,14 @@ private:
   int fd_;
   uint16_t port_;
   uint32_t protocol_;
-  std::map<uint64_t, std::pair<int, std::string>> early_;
+  /// A connection that greeted with a token not yet asked for.
+  struct early {
+    int fd;
+    std::string peer;
+    segment_offer offer;
+  };
+
+  std::map<uint64_t, early> early_;
 };
 
 } // namespace dml

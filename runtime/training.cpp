@@ -238,20 +238,28 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
                               const std::vector<row_span>& spans,
                               const std::vector<shard>& shards,
                               gradient_sum& out) {
+  out.values.resize(m.num_params());
+  return compute_to(m, params, epoch, spans, shards, out, out.values.data());
+}
+
+error shard_computer::compute_to(model& m, const float* params,
+                                 uint64_t epoch,
+                                 const std::vector<row_span>& spans,
+                                 const std::vector<shard>& shards,
+                                 gradient_sum& out, float* grad) {
   used_prepared_ = prepared_ && prepared_epoch_ == epoch
     && prepared_spans_ == spans;
   prepared_ = false;
   if (!used_prepared_)
     if (auto err = gather(epoch, spans, shards))
       return err;
-  out.values.resize(m.num_params());
   out.count = batch_.rows;
   if (batch_.rows == 0) {
-    std::fill(out.values.begin(), out.values.end(), 0.0f);
+    std::fill(grad, grad + m.num_params(), 0.0f);
     out.loss = 0;
     return {};
   }
-  out.loss = m.loss_and_gradient(params, batch_, out.values.data());
+  out.loss = m.loss_and_gradient(params, batch_, grad);
   return {};
 }
 

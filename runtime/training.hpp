@@ -120,6 +120,14 @@ public:
                 const std::vector<row_span>& spans,
                 const std::vector<shard>& shards, gradient_sum& out);
 
+  /// Like `compute`, but writes the gradient to `grad` (`m.num_params()`
+  /// floats, e.g. a region of shared memory) instead of `out.values`, which
+  /// stays as it is.
+  error compute_to(model& m, const float* params, uint64_t epoch,
+                   const std::vector<row_span>& spans,
+                   const std::vector<shard>& shards, gradient_sum& out,
+                   float* grad);
+
   /// Gathers the rows of `spans` in `epoch` ahead of time, so that a
   /// `compute` of exactly these spans (before any other `prepare` or change
   /// of the rows held) copies nothing. A worker calls it with the spans it

@@ -85,7 +85,7 @@ BOOST_FIXTURE_TEST_CASE(worker_rejects_nothing_and_sums_its_rows,
   std::vector<float> grad(params.size());
   auto loss = inst->loss_and_gradient(params.data(), batch, grad.data());
   BOOST_TEST(got.loss == loss);
-  BOOST_TEST(*got.values.data == grad);
+  BOOST_TEST(to_vector(got.values) == grad);
   self->send(w, stop_atom_v);
   sched.run();
 }
@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(tensor_with_a_false_size_is_refused) {
   BOOST_REQUIRE(!out(two));
   caf::binary_deserializer in{nullptr, good};
   BOOST_REQUIRE(!in(t));
-  BOOST_TEST(*t.data == std::vector<float>({1, 2}));
+  BOOST_TEST(to_vector(t) == std::vector<float>({1, 2}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

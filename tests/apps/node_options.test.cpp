@@ -70,11 +70,17 @@ BOOST_AUTO_TEST_CASE(tensor_link_flags) {
   auto on = parse({"--role", "master", "--train", "x"});
   BOOST_REQUIRE(on);
   BOOST_TEST(on->tensor_link);
+  BOOST_TEST(on->shared_memory);
   BOOST_TEST(on->link_port == 0u);
+  auto tcp = parse({"--role", "master", "--train", "x", "--tensor-link", "tcp"});
+  BOOST_REQUIRE(tcp);
+  BOOST_TEST(tcp->tensor_link);
+  BOOST_TEST(!tcp->shared_memory);
   auto off = parse({"--role", "master", "--train", "x", "--tensor-link=off",
                     "--link-port", "7401"});
   BOOST_REQUIRE(off);
   BOOST_TEST(!off->tensor_link);
+  BOOST_TEST(!off->shared_memory);
   BOOST_TEST(off->link_port == 7401u);
   auto bad = parse(
     {"--role", "master", "--train", "x", "--tensor-link", "maybe"});

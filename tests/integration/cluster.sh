@@ -139,10 +139,13 @@ local_reference() {
 }
 
 case "$case_name" in
-  bit_identity_2w|bit_identity_2w_caf)
+  bit_identity_2w|bit_identity_2w_tcp|bit_identity_2w_caf)
     # Master first; one worker gets shipped rows, one loads its own copy.
-    # Steps travel on tensor links, or (_caf) in CAF messages.
+    # Steps travel on tensor links through shared memory, through their
+    # sockets (_tcp), or (_caf) in CAF messages.
     link=on
+    how="shared memory"
+    [ "$case_name" = bit_identity_2w_tcp ] && link=tcp && how=TCP
     [ "$case_name" = bit_identity_2w_caf ] && link=off
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
       --workers 2 "${loud_flags[@]}" --model-out "$dir/dist.dml" \
@@ -151,9 +154,10 @@ case "$case_name" in
     start w0 --role worker --master "127.0.0.1:$port" --quiet
     start w1 --role worker --master "127.0.0.1:$port" --data "$train" --quiet
     finish master; finish w0; finish w1
-    links=$(grep -c "tensor link from 127.0.0.1:" "$dir/master.log" || true)
-    if [ "$link" = on ]; then
-      [ "$links" -eq 2 ] || fail "$links tensor links, expected 2"
+    links=$(grep -c "tensor link from 127.0.0.1:[0-9]* ($how)" \
+      "$dir/master.log" || true)
+    if [ "$link" != off ]; then
+      [ "$links" -eq 2 ] || fail "$links tensor links ($how), expected 2: $(cat "$dir/master.log")"
     else
       [ "$links" -eq 0 ] || fail "tensor links despite --tensor-link off"
     fi

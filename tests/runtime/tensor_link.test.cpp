@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <boost/test/unit_test.hpp>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,11 +80,12 @@ struct link_pair {
   }
 };
 
-std::shared_ptr<const std::vector<float>> iota_floats(size_t n, float first) {
-  auto xs = std::make_shared<std::vector<float>>(n);
-  std::iota(xs->begin(), xs->end(), first);
-  return xs;
+tensor iota_floats(size_t n, float first) {
+  std::vector<float> xs(n);
+  std::iota(xs.begin(), xs.end(), first);
+  return tensor{std::move(xs)};
 }
+
 
 /// A raw socket connected to `port` on 127.0.0.1 (-1 on failure).
 int raw_connect(uint16_t port) {
@@ -103,6 +105,32 @@ void raw_write(int fd, const void* p, size_t n) {
   BOOST_REQUIRE(::send(fd, p, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n));
 }
 
+/// Greets on `fd` as a peer of this build with `token`, offering `offer`.
+void raw_hello(int fd, uint64_t token, segment_offer offer) {
+  uint32_t magic = 0x4c4c4d44;
+  char buf[32];
+  std::memcpy(buf, &magic, 4);
+  std::memcpy(buf + 4, &version, 4);
+  std::memcpy(buf + 8, &token, 8);
+  std::memcpy(buf + 16, &offer.pid, 4);
+  std::memcpy(buf + 20, &offer.fd, 4);
+  std::memcpy(buf + 24, &offer.nonce, 8);
+  raw_write(fd, buf, sizeof(buf));
+}
+
+/// The error `map_shared(floats)` gives for a link whose peer offers
+/// `offer` with `token` (empty: none).
+std::string map_error(link_listener& l, uint64_t token, segment_offer offer,
+                      size_t floats) {
+  int fd = raw_connect(l.port());
+  raw_hello(fd, token, offer);
+  auto link = l.accept(token, link_clock::now() + 2s);
+  BOOST_REQUIRE(link);
+  auto err = (*link)->map_shared(floats);
+  ::close(fd);
+  return err ? err.message() : "";
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(tensor_links)
@@ -111,25 +139,25 @@ BOOST_AUTO_TEST_CASE(frames_arrive_in_order_bit_exact) {
   link_pair p;
   inbox at_b;
   at_b.attach(*p.b);
-  std::vector<std::shared_ptr<const std::vector<float>>> sent;
+  std::vector<tensor> sent;
   for (int i = 0; i < 20; ++i) {
     sent.push_back(iota_floats(1000 + i, 0.5f * i));
     p.a->send(i % 2 ? frame_kind::gradient : frame_kind::params,
               std::vector<char>(static_cast<size_t>(i), static_cast<char>(i)),
               sent.back());
   }
-  p.a->send(frame_kind::params, {'x'}, nullptr); // metadata only
+  p.a->send(frame_kind::params, {'x'}, tensor{}); // metadata only
   BOOST_REQUIRE(at_b.wait_frames(21));
   for (int i = 0; i < 20; ++i) {
     auto& f = at_b.frames[i];
     BOOST_TEST((f.kind == (i % 2 ? frame_kind::gradient : frame_kind::params)));
     BOOST_TEST(f.meta.size() == static_cast<size_t>(i));
-    BOOST_REQUIRE(f.values->size() == sent[i]->size());
-    BOOST_TEST(std::memcmp(f.values->data(), sent[i]->data(),
-                           sent[i]->size() * sizeof(float))
+    BOOST_REQUIRE(f.values.size() == sent[i].size());
+    BOOST_TEST(std::memcmp(f.values.begin(), sent[i].begin(),
+                           sent[i].size() * sizeof(float))
                == 0);
   }
-  BOOST_TEST(at_b.frames[20].values->empty());
+  BOOST_TEST(at_b.frames[20].values.size() == 0);
   BOOST_TEST(at_b.closed.empty());
 }
 
@@ -147,8 +175,8 @@ BOOST_AUTO_TEST_CASE(both_sides_send_large_frames_at_once) {
   at_b.attach(*p.b);
   BOOST_REQUIRE(at_a.wait_frames(4));
   BOOST_REQUIRE(at_b.wait_frames(4));
-  BOOST_TEST(*at_a.frames[3].values == *big);
-  BOOST_TEST(*at_b.frames[3].values == *big);
+  BOOST_TEST(to_vector(at_a.frames[3].values) == to_vector(big));
+  BOOST_TEST(to_vector(at_b.frames[3].values) == to_vector(big));
 }
 
 BOOST_AUTO_TEST_CASE(peer_closing_is_reported) {
@@ -175,12 +203,7 @@ BOOST_AUTO_TEST_CASE(malformed_frames_are_reported) {
   auto hello = [&](uint64_t token) {
     int fd = raw_connect((*l)->port());
     BOOST_REQUIRE(fd >= 0);
-    uint32_t magic = 0x4c4c4d44;
-    char buf[16];
-    std::memcpy(buf, &magic, 4);
-    std::memcpy(buf + 4, &version, 4);
-    std::memcpy(buf + 8, &token, 8);
-    raw_write(fd, buf, sizeof(buf));
+    raw_hello(fd, token, {});
     return fd;
   };
   // Not a frame.
@@ -237,7 +260,7 @@ BOOST_AUTO_TEST_CASE(listener_matches_tokens_and_drops_strangers) {
   // The accepted ends talk to the right connecting ends.
   inbox at_one;
   at_one.attach(**got_one);
-  (*one)->send(frame_kind::gradient, {'1'}, nullptr);
+  (*one)->send(frame_kind::gradient, {'1'}, tensor{});
   BOOST_REQUIRE(at_one.wait_frames(1));
   BOOST_TEST(at_one.frames[0].meta == std::vector<char>{'1'});
   // Nobody presents token 3.
@@ -303,6 +326,120 @@ BOOST_AUTO_TEST_CASE(a_forgotten_early_connection_is_closed) {
   (*l)->forget(9);
   auto why = box.wait_closed();
   BOOST_TEST(why.find("closed by the peer") != std::string::npos, why);
+}
+
+BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
+  auto l = link_listener::open("127.0.0.1", 0, version);
+  BOOST_REQUIRE(l);
+  // The worker's end offers a segment for 1000 floats; the master's maps it.
+  auto c = tensor_link::connect("127.0.0.1", (*l)->port(),
+                                link_hello{version, 42}, 2000ms, 1000);
+  BOOST_REQUIRE(c);
+  auto s = (*l)->accept(42, link_clock::now() + 2s);
+  BOOST_REQUIRE(s);
+  auto& worker = **c;
+  auto& master = **s;
+  BOOST_TEST(!master.map_shared(1000));
+  BOOST_TEST(master.shared());
+  BOOST_TEST(!worker.shared()); // until the master's first frame
+  inbox at_worker;
+  at_worker.attach(worker);
+  inbox at_master;
+  at_master.attach(master);
+  for (int i = 0; i < 10; ++i) {
+    auto params = iota_floats(1000, 1.0f * i);
+    master.send(frame_kind::params, {'p'}, params);
+    BOOST_REQUIRE(at_worker.wait_frames(static_cast<size_t>(i) + 1));
+    BOOST_TEST(worker.shared());
+    auto& got = at_worker.frames.back();
+    BOOST_TEST(to_vector(got.values) == to_vector(params));
+    BOOST_TEST(got.meta == std::vector<char>{'p'});
+    auto grad = iota_floats(900 + i, -1.0f * i);
+    worker.send(frame_kind::gradient, {'g'}, grad);
+    BOOST_REQUIRE(at_master.wait_frames(static_cast<size_t>(i) + 1));
+    BOOST_TEST(to_vector(at_master.frames.back().values) == to_vector(grad));
+  }
+  // A tensor larger than the segment still travels, on the socket.
+  auto big = iota_floats(5000, 3.0f);
+  master.send(frame_kind::params, {}, big);
+  BOOST_REQUIRE(at_worker.wait_frames(11));
+  BOOST_TEST(to_vector(at_worker.frames.back().values) == to_vector(big));
+  BOOST_TEST(at_worker.closed.empty());
+  BOOST_TEST(at_master.closed.empty());
+}
+
+BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
+  auto l = link_listener::open("127.0.0.1", 0, version);
+  BOOST_REQUIRE(l);
+  auto& listener = **l;
+  auto pid = static_cast<uint32_t>(::getpid());
+  auto path = [&](int fd) {
+    return "shared memory at /proc/" + std::to_string(pid) + "/fd/"
+           + std::to_string(fd) + ": ";
+  };
+  // No offer (a peer on another host offers what cannot be opened here).
+  BOOST_TEST(map_error(listener, 1, {}, 1000)
+             == "shared memory at /proc/0/fd/-1: no segment offered");
+  BOOST_TEST(map_error(listener, 2, {pid, 999999, 5}, 1000)
+             == path(999999) + "No such file or directory");
+  // A real segment, but for another model size, token or nonce.
+  auto seg = shared_segment::create(1000, 3);
+  BOOST_REQUIRE(seg);
+  auto offer = (*seg)->offer();
+  BOOST_TEST(map_error(listener, 3, offer, 2000)
+             == path(offer.fd) + "not a sealed segment of 20480 bytes");
+  BOOST_TEST(map_error(listener, 4, offer, 1000)
+             == path(offer.fd) + "not the segment of this link");
+  auto forged = offer;
+  forged.nonce += 1;
+  BOOST_TEST(map_error(listener, 3, forged, 1000)
+             == path(offer.fd) + "not the segment of this link");
+  BOOST_TEST(map_error(listener, 3, offer, 1000).empty());
+  // A file of the right size that its owner could still shrink.
+  int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
+  BOOST_REQUIRE(unsealed >= 0);
+  BOOST_REQUIRE(::ftruncate(unsealed, 4096 + 2 * 4096) == 0);
+  BOOST_TEST(map_error(listener, 5, {pid, unsealed, 7}, 1000)
+             == path(unsealed) + "not a sealed segment of 12288 bytes");
+  ::close(unsealed);
+}
+
+BOOST_AUTO_TEST_CASE(shared_memory_frames_without_a_segment_are_refused) {
+  auto l = link_listener::open("127.0.0.1", 0, version);
+  BOOST_REQUIRE(l);
+  for (uint32_t flags : {1u, 2u}) {
+    int fd = raw_connect((*l)->port());
+    raw_hello(fd, 8 + flags, {});
+    auto link = (*l)->accept(8 + flags, link_clock::now() + 2s);
+    BOOST_REQUIRE(link);
+    inbox box;
+    box.attach(**link);
+    uint32_t head[8] = {0x464c4d44, 2, 0, flags, 10, 0, 0, 0};
+    raw_write(fd, head, sizeof(head));
+    BOOST_TEST(box.wait_closed()
+               == "tensor link to " + (*link)->peer()
+                 + (flags == 1 ? ": a shared-memory frame on a link without "
+                                 "shared memory"
+                               : ": unknown frame flags 2"));
+    ::close(fd);
+  }
+  // A mapped link refuses a frame that claims more floats than its segment
+  // holds, even below the model's size.
+  auto seg = shared_segment::create(100, 20);
+  BOOST_REQUIRE(seg);
+  int fd = raw_connect((*l)->port());
+  raw_hello(fd, 20, (*seg)->offer());
+  auto link = (*l)->accept(20, link_clock::now() + 2s);
+  BOOST_REQUIRE(link);
+  BOOST_REQUIRE(!(*link)->map_shared(100));
+  inbox box;
+  box.attach(**link);
+  uint32_t head[8] = {0x464c4d44, 2, 0, 1, 101, 0, 0, 0};
+  raw_write(fd, head, sizeof(head));
+  BOOST_TEST(box.wait_closed()
+             == "tensor link to " + (*link)->peer()
+               + ": a frame of 0 metadata bytes and 101 floats");
+  ::close(fd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

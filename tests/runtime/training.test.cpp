@@ -229,6 +229,32 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
   }
 }
 
+// Computing into memory of the caller's (a tensor link's shared segment)
+// gives the bits of the buffered path, overwrites what was there, and leaves
+// the sum's own buffer alone; so does an empty step.
+BOOST_AUTO_TEST_CASE(gradient_computed_in_place_is_bit_identical) {
+  shard_case t{false};
+  auto& shards = t.geo.shards();
+  gradient_sum want;
+  shard_computer plain{t.full, 9};
+  BOOST_REQUIRE(!t.compute(plain, want));
+  shard_computer direct{t.full, 9};
+  gradient_sum got;
+  got.values = {42.0f};
+  std::vector<float> region(t.m->num_params(), -7.0f);
+  BOOST_REQUIRE(
+    !direct.compute_to(*t.m, t.params.data(), 1, t.spans, shards, got,
+                       region.data()));
+  BOOST_TEST(got.count == want.count);
+  BOOST_TEST(got.loss == want.loss);
+  BOOST_TEST(region == want.values);
+  BOOST_TEST(got.values == std::vector<float>{42.0f});
+  BOOST_REQUIRE(!direct.compute_to(*t.m, t.params.data(), 1, {}, shards, got,
+                                   region.data()));
+  BOOST_TEST(got.count == 0u);
+  BOOST_TEST(region == std::vector<float>(t.m->num_params(), 0.0f));
+}
+
 // Rows gathered ahead of time give the same bits as rows gathered on
 // demand, are used only for exactly the spans and epoch they were gathered
 // for, and are dropped when the rows held change.

@@ -1,0 +1,139 @@
+#include "runtime/shared_segment.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace dml {
+
+namespace {
+
+constexpr uint32_t segment_magic = 0x534c4d44; // "DMLS"
+constexpr size_t page = 4096;
+constexpr unsigned required_seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+/// The first page of a segment.
+struct segment_header {
+  uint32_t magic;
+  uint32_t reserved;
+  uint64_t token;
+  uint64_t nonce;
+  uint64_t floats;
+};
+
+size_t region_bytes(size_t floats) {
+  return (floats * sizeof(float) + page - 1) / page * page;
+}
+
+size_t segment_bytes(size_t floats) {
+  return page + 2 * region_bytes(floats);
+}
+
+uint64_t fresh_nonce() {
+  std::random_device rd;
+  uint64_t x = 0;
+  while (x == 0)
+    x = (uint64_t{rd()} << 32) ^ rd();
+  return x;
+}
+
+} // namespace
+
+shared_segment::shared_segment(int fd, void* base, size_t bytes, size_t floats,
+                               uint64_t nonce)
+  : fd_(fd), base_(base), bytes_(bytes), floats_(floats), nonce_(nonce) {
+  auto p = static_cast<char*>(base);
+  params_ = reinterpret_cast<float*>(p + page);
+  gradient_ = reinterpret_cast<float*>(p + page + region_bytes(floats));
+}
+
+shared_segment::~shared_segment() {
+  ::munmap(base_, bytes_);
+  ::close(fd_);
+}
+
+segment_offer shared_segment::offer() const noexcept {
+  return {static_cast<uint32_t>(::getpid()), fd_, nonce_};
+}
+
+expected<std::unique_ptr<shared_segment>>
+shared_segment::create(size_t floats, uint64_t token) {
+  auto fail = [](const char* what) {
+    return make_error(errc::io_error,
+                      fmt::format("shared memory: cannot {}: {}", what,
+                                  std::strerror(errno)));
+  };
+  // Not close-on-exec would leak it into children; the master opens it by
+  // path, so CLOEXEC is no obstacle.
+  int fd = ::memfd_create("dml-link", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return fail("create a memfd");
+  auto bytes = segment_bytes(floats);
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0
+      || ::fcntl(fd, F_ADD_SEALS, required_seals) != 0) {
+    auto err = fail("size and seal a memfd");
+    ::close(fd);
+    return err;
+  }
+  auto base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                     0);
+  if (base == MAP_FAILED) {
+    auto err = fail("map a memfd");
+    ::close(fd);
+    return err;
+  }
+  auto nonce = fresh_nonce();
+  segment_header h{segment_magic, 0, token, nonce, floats};
+  std::memcpy(base, &h, sizeof(h));
+  return std::unique_ptr<shared_segment>{
+    new shared_segment(fd, base, bytes, floats, nonce)};
+}
+
+expected<std::unique_ptr<shared_segment>>
+shared_segment::open(const segment_offer& offer, size_t floats,
+                     uint64_t token) {
+  auto path = fmt::format("/proc/{}/fd/{}", offer.pid, offer.fd);
+  auto fail = [&](const std::string& what) {
+    return make_error(errc::io_error,
+                      fmt::format("shared memory at {}: {}", path, what));
+  };
+  if (!offer)
+    return fail("no segment offered");
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return fail(std::strerror(errno));
+  auto bytes = segment_bytes(floats);
+  struct stat st {};
+  auto seals = ::fcntl(fd, F_GET_SEALS);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
+      || static_cast<size_t>(st.st_size) != bytes || seals < 0
+      || (static_cast<unsigned>(seals) & required_seals) != required_seals) {
+    ::close(fd);
+    return fail(fmt::format("not a sealed segment of {} bytes", bytes));
+  }
+  auto base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                     0);
+  if (base == MAP_FAILED) {
+    auto err = fail(std::strerror(errno));
+    ::close(fd);
+    return err;
+  }
+  segment_header h;
+  std::memcpy(&h, base, sizeof(h));
+  if (h.magic != segment_magic || h.token != token || h.nonce != offer.nonce
+      || h.floats != floats) {
+    ::munmap(base, bytes);
+    ::close(fd);
+    return fail("not the segment of this link");
+  }
+  return std::unique_ptr<shared_segment>{
+    new shared_segment(fd, base, bytes, floats, offer.nonce)};
+}
+
+} // namespace dml
