@@ -1,13 +1,16 @@
 #include "runtime/shared_segment.hpp"
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <random>
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace dml {
@@ -31,8 +34,11 @@ size_t region_bytes(size_t floats) {
   return (floats * sizeof(float) + page - 1) / page * page;
 }
 
+/// A mailbox takes a page, its metadata bytes follow.
+constexpr size_t mailbox_bytes = page + shared_segment::max_meta;
+
 size_t segment_bytes(size_t floats) {
-  return page + 2 * region_bytes(floats);
+  return page + 2 * mailbox_bytes + 2 * region_bytes(floats);
 }
 
 uint64_t fresh_nonce() {
@@ -48,9 +54,31 @@ uint64_t fresh_nonce() {
 shared_segment::shared_segment(int fd, void* base, size_t bytes, size_t floats,
                                uint64_t nonce)
   : fd_(fd), base_(base), bytes_(bytes), floats_(floats), nonce_(nonce) {
-  auto p = static_cast<char*>(base);
-  params_ = reinterpret_cast<float*>(p + page);
-  gradient_ = reinterpret_cast<float*>(p + page + region_bytes(floats));
+  auto p = static_cast<char*>(base) + page;
+  down_ = reinterpret_cast<mailbox*>(p);
+  up_ = reinterpret_cast<mailbox*>(p + mailbox_bytes);
+  p += 2 * mailbox_bytes;
+  params_ = reinterpret_cast<float*>(p);
+  gradient_ = reinterpret_cast<float*>(p + region_bytes(floats));
+}
+
+char* shared_segment::meta_bytes(mailbox& box) noexcept {
+  return reinterpret_cast<char*>(&box) + page;
+}
+
+void wake(std::atomic<uint32_t>& word) {
+  // Not FUTEX_PRIVATE: the waiter may be another process.
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE,
+            INT32_MAX, nullptr, nullptr, 0);
+}
+
+void wait(std::atomic<uint32_t>& word, uint32_t seen,
+          std::chrono::microseconds timeout) {
+  auto us = timeout.count();
+  timespec ts{static_cast<time_t>(us / 1000000),
+              static_cast<long>(us % 1000000) * 1000};
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT, seen,
+            &ts, nullptr, 0);
 }
 
 shared_segment::~shared_segment() {
@@ -69,8 +97,8 @@ shared_segment::create(size_t floats, uint64_t token) {
                       fmt::format("shared memory: cannot {}: {}", what,
                                   std::strerror(errno)));
   };
-  // Not close-on-exec would leak it into children; the master opens it by
-  // path, so CLOEXEC is no obstacle.
+  // Close-on-exec keeps it from children; the master opens it by path,
+  // which close-on-exec does not prevent.
   int fd = ::memfd_create("dml-link", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0)
     return fail("create a memfd");

@@ -2,9 +2,11 @@
 
 // A memory segment that a worker process and its master share when both
 // run on one host: the master writes a step's parameters into it, the
-// worker its gradient, and the tensor link carries only the frames' headers.
-// This spares the two kernel copies and the loopback path per tensor that
-// dominate a step on one machine.
+// worker its gradient, and each posts its frames (kind, metadata, float
+// count) in a mailbox of the segment and wakes the other with a futex. The
+// link's socket then carries no bytes at all and only tells whether the peer
+// lives. This spares the two kernel copies and the loopback path per tensor,
+// and the network stack per message, that dominate a step on one machine.
 //
 // The worker creates the segment (an anonymous memfd, sealed against
 // resizing so a peer cannot make the other fault) and offers it in its
@@ -14,6 +16,8 @@
 // is the offered one. Nothing is ever named in the file system, so nothing
 // is left behind when a process dies.
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -33,9 +37,38 @@ struct segment_offer {
   }
 };
 
-/// A mapped segment of two regions of `floats()` floats each.
+/// One direction's slot of a segment: one frame at a time. The sender
+/// waits until `taken == posted`, writes the frame, increments `posted` and
+/// wakes the reader; the reader copies the frame out, increments `taken`
+/// and wakes the sender. Both counters are futex words. Everything in it is
+/// written by the peer: a reader checks it like bytes from a socket.
+struct mailbox {
+  std::atomic<uint32_t> posted;
+  std::atomic<uint32_t> taken;
+  uint32_t kind;
+  uint32_t meta;
+  uint64_t floats;
+};
+
+static_assert(std::atomic<uint32_t>::is_always_lock_free
+                && sizeof(std::atomic<uint32_t>) == sizeof(uint32_t),
+              "futex words must be plain 32-bit words");
+
+/// Wakes the threads (of any process) that wait for `word` to change.
+void wake(std::atomic<uint32_t>& word);
+
+/// Waits until `word` differs from `seen`, at most `timeout` (it may also
+/// return early).
+void wait(std::atomic<uint32_t>& word, uint32_t seen,
+          std::chrono::microseconds timeout);
+
+/// A mapped segment: a mailbox per direction and two regions of `floats()`
+/// floats each.
 class shared_segment {
 public:
+  /// The most metadata bytes a mailbox holds.
+  static constexpr size_t max_meta = size_t{1} << 20;
+
   ~shared_segment();
 
   shared_segment(const shared_segment&) = delete;
@@ -64,6 +97,19 @@ public:
     return gradient_;
   }
 
+  /// Returns the mailbox of frames from the master to the worker.
+  mailbox& down() noexcept {
+    return *down_;
+  }
+
+  /// Returns the mailbox of frames from the worker to the master.
+  mailbox& up() noexcept {
+    return *up_;
+  }
+
+  /// Returns the `max_meta` bytes of `box`'s metadata.
+  static char* meta_bytes(mailbox& box) noexcept;
+
   /// Returns the capacity of each region.
   size_t floats() const noexcept {
     return floats_;
@@ -78,6 +124,8 @@ private:
   size_t bytes_;
   size_t floats_;
   uint64_t nonce_;
+  mailbox* down_;
+  mailbox* up_;
   float* params_;
   float* gradient_;
 };

@@ -23,8 +23,9 @@ constexpr uint32_t hello_magic = 0x4c4c4d44; // "DMLL"
 constexpr size_t header_size = 32;
 constexpr size_t hello_size = 32;
 
-/// Frame flag: the floats are in the shared segment, not on the socket.
-constexpr uint32_t in_segment = 1;
+/// How often a reader that waits on a mailbox looks at the socket (which
+/// tells whether the peer lives).
+constexpr auto socket_check = std::chrono::milliseconds(10);
 
 /// A frame header as it travels: magic, kind, metadata bytes, flags, float
 /// count, reserved.
@@ -158,11 +159,12 @@ bool write_all(int fd, const char* p, size_t n,
 
 // -- tensor_link --------------------------------------------------------------
 
-tensor_link::tensor_link(int fd, std::string peer, uint64_t token,
-                         segment_offer offer,
+tensor_link::tensor_link(int fd, std::string peer, bool accepting,
+                         uint64_t token, segment_offer offer,
                          std::unique_ptr<shared_segment> own)
   : fd_(fd),
     peer_(std::move(peer)),
+    accepting_(accepting),
     token_(token),
     offer_(offer),
     segment_(std::move(own)) {
@@ -177,6 +179,11 @@ tensor_link::~tensor_link() {
   }
   cv_.notify_all();
   ::shutdown(fd_, SHUT_RDWR);
+  if (shared()) {
+    // Threads waiting on a mailbox look at the socket now, not in 10 ms.
+    wake(inbox().posted);
+    wake(outbox().taken);
+  }
   writer_.join();
   if (reader_.joinable())
     reader_.join();
@@ -188,6 +195,16 @@ error tensor_link::map_shared(size_t floats) {
   if (!seg)
     return seg.err();
   segment_ = std::move(*seg);
+  // Tell the peer, on the socket, that the mailbox carries the frames from
+  // now on; then use it.
+  send(frame_kind::shared, {}, tensor{});
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!queue_.empty() || broken_) {
+    auto err = bad("cannot tell the peer to switch to shared memory");
+    if (!broken_)
+      break_locally(err.message());
+    return err;
+  }
   shared_.store(true, std::memory_order_release);
   return {};
 }
@@ -256,8 +273,8 @@ tensor_link::connect(const std::string& host, uint16_t port, link_hello hello,
     ::close(fd);
     return err;
   }
-  return std::make_unique<tensor_link>(fd, where, hello.token, segment_offer{},
-                                       std::move(own));
+  return std::make_unique<tensor_link>(fd, where, false, hello.token,
+                                       segment_offer{}, std::move(own));
 }
 
 bool tensor_link::write_some(pending& p) {
@@ -302,22 +319,48 @@ float* tensor_link::region(frame_kind kind) noexcept {
                                     : segment_->gradient();
 }
 
+mailbox& tensor_link::outbox() noexcept {
+  return accepting_ ? segment_->down() : segment_->up();
+}
+
+mailbox& tensor_link::inbox() noexcept {
+  return accepting_ ? segment_->up() : segment_->down();
+}
+
+void tensor_link::post(pending& p) {
+  auto& box = outbox();
+  auto kind = static_cast<frame_kind>(p.kind);
+  auto meta = p.head.size() - header_size;
+  box.kind = p.kind;
+  box.meta = static_cast<uint32_t>(meta);
+  box.floats = p.body.size();
+  if (meta > 0)
+    std::memcpy(shared_segment::meta_bytes(box), p.head.data() + header_size,
+                meta);
+  if (auto dst = region(kind); p.body.size() > 0 && p.body.begin() != dst)
+    std::memcpy(dst, p.body.begin(), p.body.size() * sizeof(float));
+  box.posted.store(++posted_, std::memory_order_release);
+  wake(box.posted);
+}
+
+bool tensor_link::outbox_free() noexcept {
+  return outbox().taken.load(std::memory_order_acquire) == posted_;
+}
+
+void tensor_link::break_locally(std::string why) {
+  broken_ = true;
+  local_why_ = std::move(why);
+  ::shutdown(fd_, SHUT_RDWR); // both readers notice at once
+}
+
 void tensor_link::send(frame_kind kind, std::vector<char> meta,
                        tensor values) {
   frame_header h;
   h.kind = static_cast<uint32_t>(kind);
   h.meta = static_cast<uint32_t>(meta.size());
   h.floats = values.size();
-  if (values.size() > 0 && shared() && values.size() <= segment_->floats()) {
-    // The peer reads the region only after this frame's header arrives.
-    auto dst = region(kind);
-    if (values.begin() != dst)
-      std::memcpy(dst, values.begin(), values.size() * sizeof(float));
-    std::atomic_thread_fence(std::memory_order_release);
-    h.flags = in_segment;
-    values = tensor{};
-  }
   pending p;
+  p.kind = h.kind;
   p.head.resize(header_size + meta.size());
   std::memcpy(p.head.data(), &h, header_size);
   if (!meta.empty())
@@ -326,8 +369,18 @@ void tensor_link::send(frame_kind kind, std::vector<char> meta,
   std::lock_guard<std::mutex> guard{mtx_};
   if (broken_ || closing_)
     return;
-  if (queue_.empty() && write_some(p))
+  if (shared()) {
+    if (meta.size() > shared_segment::max_meta
+        || p.body.size() > segment_->floats())
+      return break_locally(fmt::format("tensor link to {}: a frame of {} "
+                                       "metadata bytes and {} floats does "
+                                       "not fit the shared segment",
+                                       peer_, meta.size(), p.body.size()));
+    if (queue_.empty() && outbox_free())
+      return post(p);
+  } else if (queue_.empty() && write_some(p)) {
     return;
+  }
   queue_.push_back(std::move(p));
   cv_.notify_one();
 }
@@ -338,7 +391,21 @@ void tensor_link::write_loop() {
     cv_.wait(guard, [this] { return closing_ || !queue_.empty(); });
     if (closing_)
       return;
-    while (!queue_.empty() && !closing_) {
+    while (!queue_.empty() && !closing_ && !broken_) {
+      if (shared()) {
+        // The peer has not taken the last frame yet: wait until it does.
+        if (outbox_free()) {
+          post(queue_.front());
+          queue_.pop_front();
+          continue;
+        }
+        auto& taken = outbox().taken;
+        auto seen = taken.load(std::memory_order_acquire);
+        guard.unlock();
+        wait(taken, seen, socket_check);
+        guard.lock();
+        continue;
+      }
       if (write_some(queue_.front())) {
         queue_.pop_front();
         continue;
@@ -348,7 +415,90 @@ void tensor_link::write_loop() {
                link_clock::now() + std::chrono::milliseconds(100));
       guard.lock();
     }
+    if (broken_)
+      queue_.clear();
   }
+}
+
+error tensor_link::bad(const std::string& what) const {
+  return make_error(errc::protocol_violation,
+                    fmt::format("tensor link to {}: {}", peer_, what));
+}
+
+error tensor_link::socket_frame(link_frame& f) {
+  auto never = link_clock::time_point::max();
+  frame_header h;
+  if (auto why = read_all(fd_, reinterpret_cast<char*>(&h), header_size,
+                          never, peer_))
+    return why;
+  if (h.magic != frame_magic)
+    return bad("not a frame (bad magic)");
+  if (h.kind == static_cast<uint32_t>(frame_kind::shared)) {
+    // From the accepting side, before any frame in the mailbox.
+    if (accepting_ || !segment_ || h.meta != 0 || h.floats != 0 || h.flags)
+      return bad("an unexpected switch to shared memory");
+    shared_.store(true, std::memory_order_release);
+    f.kind = frame_kind::shared;
+    return {};
+  }
+  if (h.kind != static_cast<uint32_t>(frame_kind::params)
+      && h.kind != static_cast<uint32_t>(frame_kind::gradient))
+    return bad(fmt::format("unknown frame kind {}", h.kind));
+  if (h.flags != 0)
+    return bad(fmt::format("unknown frame flags {}", h.flags));
+  if (h.meta > max_meta || h.floats > max_floats_)
+    return bad(fmt::format("a frame of {} metadata bytes and {} floats",
+                           h.meta, h.floats));
+  f.kind = static_cast<frame_kind>(h.kind);
+  f.meta.resize(h.meta);
+  if (h.meta > 0)
+    if (auto why = read_all(fd_, f.meta.data(), h.meta, never, peer_))
+      return why;
+  std::shared_ptr<std::vector<float>> buf;
+  try {
+    buf = buffers_.acquire(h.floats);
+  } catch (const std::bad_alloc&) {
+    return bad(fmt::format("no memory for a frame of {} floats", h.floats));
+  }
+  if (h.floats > 0)
+    if (auto why = read_all(fd_, reinterpret_cast<char*>(buf->data()),
+                            h.floats * sizeof(float), never, peer_))
+      return why;
+  f.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
+  return {};
+}
+
+error tensor_link::mailbox_frame(link_frame& f) {
+  auto& box = inbox();
+  for (;;) {
+    // The socket first: it carries the frames sent before the switch to
+    // shared memory, and tells when the peer is gone.
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0)
+      return socket_frame(f);
+    if (box.posted.load(std::memory_order_acquire) != taken_)
+      break;
+    wait(box.posted, taken_, socket_check);
+  }
+  // Everything here was written by the peer: check it like socket bytes.
+  uint32_t kind = box.kind;
+  uint32_t meta = box.meta;
+  uint64_t floats = box.floats;
+  if (kind != static_cast<uint32_t>(frame_kind::params)
+      && kind != static_cast<uint32_t>(frame_kind::gradient))
+    return bad(fmt::format("unknown frame kind {}", kind));
+  if (meta > max_meta || floats > max_floats_ || floats > segment_->floats())
+    return bad(fmt::format("a frame of {} metadata bytes and {} floats", meta,
+                           floats));
+  f.kind = static_cast<frame_kind>(kind);
+  f.meta.assign(shared_segment::meta_bytes(box),
+                shared_segment::meta_bytes(box) + meta);
+  auto at = f.kind == frame_kind::params ? segment_->params()
+                                         : segment_->gradient();
+  f.values = tensor{segment_, at, static_cast<size_t>(floats)};
+  box.taken.store(++taken_, std::memory_order_release);
+  wake(box.taken);
+  return {};
 }
 
 void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
@@ -359,69 +509,14 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
   // preemption cost a fifth of the throughput (MLP, batch 128, one host).
   sched_param batch{};
   ::sched_setscheduler(0, SCHED_BATCH, &batch);
-  auto never = link_clock::time_point::max();
-  auto bad = [&](const std::string& what) {
-    return make_error(errc::protocol_violation,
-                      fmt::format("tensor link to {}: {}", peer_, what));
-  };
   error why;
   for (;;) {
-    frame_header h;
-    if ((why = read_all(fd_, reinterpret_cast<char*>(&h), header_size, never,
-                        peer_)))
-      break;
-    if (h.magic != frame_magic) {
-      why = bad("not a frame (bad magic)");
-      break;
-    }
-    if (h.kind != static_cast<uint32_t>(frame_kind::params)
-        && h.kind != static_cast<uint32_t>(frame_kind::gradient)) {
-      why = bad(fmt::format("unknown frame kind {}", h.kind));
-      break;
-    }
-    if (h.flags & ~in_segment) {
-      why = bad(fmt::format("unknown frame flags {}", h.flags));
-      break;
-    }
-    auto from_segment = (h.flags & in_segment) != 0;
-    if (from_segment && !segment_) {
-      why = bad("a shared-memory frame on a link without shared memory");
-      break;
-    }
-    if (h.meta > max_meta || h.floats > max_floats_
-        || (from_segment && h.floats > segment_->floats())) {
-      why = bad(fmt::format("a frame of {} metadata bytes and {} floats",
-                            h.meta, h.floats));
-      break;
-    }
     link_frame f;
-    f.kind = static_cast<frame_kind>(h.kind);
-    f.meta.resize(h.meta);
-    if (h.meta > 0
-        && (why = read_all(fd_, f.meta.data(), h.meta, never, peer_)))
+    why = shared() ? mailbox_frame(f) : socket_frame(f);
+    if (why)
       break;
-    if (from_segment) {
-      std::atomic_thread_fence(std::memory_order_acquire);
-      // The peer wrote there, so it maps the segment: answer the same way.
-      shared_.store(true, std::memory_order_release);
-      auto n = static_cast<size_t>(h.floats);
-      auto at = f.kind == frame_kind::params ? segment_->params()
-                                             : segment_->gradient();
-      f.values = tensor{segment_, at, n};
-    } else {
-      std::shared_ptr<std::vector<float>> buf;
-      try {
-        buf = buffers_.acquire(h.floats);
-      } catch (const std::bad_alloc&) {
-        why = bad(fmt::format("no memory for a frame of {} floats", h.floats));
-        break;
-      }
-      if (h.floats > 0
-          && (why = read_all(fd_, reinterpret_cast<char*>(buf->data()),
-                             h.floats * sizeof(float), never, peer_)))
-        break;
-      f.values = tensor{std::shared_ptr<const std::vector<float>>{buf}};
-    }
+    if (f.kind == frame_kind::shared)
+      continue;
     try {
       on_frame(std::move(f));
     } catch (const std::exception& e) {
@@ -434,6 +529,8 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
     if (closing_)
       return; // closed by this side
     broken_ = true;
+    if (!local_why_.empty())
+      why = make_error(errc::protocol_violation, local_why_);
   }
   on_close(why);
 }
@@ -486,7 +583,7 @@ link_listener::accept(uint64_t token, link_clock::time_point deadline) {
     if (auto i = early_.find(token); i != early_.end()) {
       auto conn = i->second;
       early_.erase(i);
-      return std::make_unique<tensor_link>(conn.fd, conn.peer, token,
+      return std::make_unique<tensor_link>(conn.fd, conn.peer, true, token,
                                            conn.offer);
     }
     sockaddr_in addr{};
@@ -529,7 +626,7 @@ link_listener::accept(uint64_t token, link_clock::time_point deadline) {
       continue;
     }
     if (presented == token)
-      return std::make_unique<tensor_link>(fd, peer, token, offer);
+      return std::make_unique<tensor_link>(fd, peer, true, token, offer);
     if (auto i = early_.find(presented); i != early_.end())
       ::close(i->second.fd);
     else if (early_.size() >= 256) {

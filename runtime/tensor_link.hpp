@@ -47,6 +47,9 @@ enum class frame_kind : uint32_t {
   params = 1,
   /// Worker to master: a gradient sum and its header.
   gradient = 2,
+  /// Master to worker, on the socket: the frames travel in the shared
+  /// segment's mailboxes from now on (never handed to a frame handler).
+  shared = 3,
 };
 
 using link_clock = std::chrono::steady_clock;
@@ -76,9 +79,10 @@ public:
   using close_handler = std::function<void(const error&)>;
 
   /// Takes ownership of the connected socket `fd`; `peer` names the other
-  /// end in error messages, `token` is the link's, `offer` the segment the
-  /// peer offers (if any) and `own` the segment this side offered (if any).
-  tensor_link(int fd, std::string peer, uint64_t token = 0,
+  /// end in error messages, `accepting` tells the listener's end from the
+  /// connecting one, `token` is the link's, `offer` the segment the peer
+  /// offers (if any) and `own` the segment this side offered (if any).
+  tensor_link(int fd, std::string peer, bool accepting, uint64_t token = 0,
               segment_offer offer = {},
               std::unique_ptr<shared_segment> own = nullptr);
 
@@ -96,13 +100,14 @@ public:
           std::chrono::milliseconds timeout, size_t offer_floats = 0);
 
   /// Maps the segment the peer offered, for tensors of exactly `floats`
-  /// floats, and sends all further floats through it. Call before `start`.
+  /// floats, and sends all further frames through it (the peer switches
+  /// too). Call before `start` and before sending anything.
   /// Returns why not if it cannot (the peer runs on another host, offered
   /// none, or offered a bad one); the link then keeps using the socket.
   error map_shared(size_t floats);
 
-  /// Returns whether the floats travel through shared memory (on the
-  /// connecting side: once the first such frame arrived).
+  /// Returns whether the frames travel through shared memory (on the
+  /// connecting side: once the accepting side said so).
   bool shared() const noexcept {
     return shared_.load(std::memory_order_acquire);
   }
@@ -131,6 +136,7 @@ public:
 
 private:
   struct pending {
+    uint32_t kind = 0;
     std::vector<char> head; // header and metadata
     tensor body;
     size_t done = 0; // bytes of head + body written
@@ -139,12 +145,34 @@ private:
   /// Writes as much of `p` as the socket takes now; returns whether all.
   bool write_some(pending& p);
 
+  /// The mailboxes this side posts to and reads from.
+  mailbox& outbox() noexcept;
+  mailbox& inbox() noexcept;
+
+  /// Returns whether the peer took every frame posted so far.
+  bool outbox_free() noexcept;
+
+  /// Puts `p` into the outbox (which must be free) and wakes the peer.
+  void post(pending& p);
+
+  /// Breaks the link for a reason of this side's.
+  void break_locally(std::string why);
+
   void write_loop();
+
+  error bad(const std::string& what) const;
+
+  /// Reads the next frame from the socket into `f`.
+  error socket_frame(link_frame& f);
+
+  /// Reads the next frame from the inbox (or the socket) into `f`.
+  error mailbox_frame(link_frame& f);
 
   void read_loop(frame_handler on_frame, close_handler on_close);
 
   int fd_;
   std::string peer_;
+  bool accepting_;
   uint64_t token_;
   segment_offer offer_;
   std::shared_ptr<shared_segment> segment_;
@@ -154,6 +182,11 @@ private:
   std::deque<pending> queue_;
   bool closing_ = false;
   bool broken_ = false;
+  std::string local_why_;
+  /// Frames posted to the outbox (under the mutex) and taken from the inbox
+  /// (reader thread only).
+  uint32_t posted_ = 0;
+  uint32_t taken_ = 0;
   size_t max_floats_ = 0;
   /// Buffers of received frames (reader thread only).
   tensor_pool buffers_{4};

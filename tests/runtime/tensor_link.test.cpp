@@ -359,13 +359,54 @@ BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
     BOOST_REQUIRE(at_master.wait_frames(static_cast<size_t>(i) + 1));
     BOOST_TEST(to_vector(at_master.frames.back().values) == to_vector(grad));
   }
-  // A tensor larger than the segment still travels, on the socket.
-  auto big = iota_floats(5000, 3.0f);
-  master.send(frame_kind::params, {}, big);
-  BOOST_REQUIRE(at_worker.wait_frames(11));
-  BOOST_TEST(to_vector(at_worker.frames.back().values) == to_vector(big));
+  // A gradient computed in the segment travels without a copy.
+  auto* direct = worker.region(frame_kind::gradient);
+  BOOST_REQUIRE(direct != nullptr);
+  std::fill(direct, direct + 1000, 0.25f);
+  worker.send(frame_kind::gradient, {}, tensor{nullptr, direct, 1000});
+  BOOST_REQUIRE(at_master.wait_frames(11));
+  BOOST_TEST(to_vector(at_master.frames.back().values)
+             == std::vector<float>(1000, 0.25f));
   BOOST_TEST(at_worker.closed.empty());
   BOOST_TEST(at_master.closed.empty());
+  // A tensor larger than the segment breaks the link, on both ends.
+  master.send(frame_kind::params, {}, iota_floats(5000, 3.0f));
+  BOOST_TEST(at_master.wait_closed()
+             == "tensor link to " + master.peer()
+               + ": a frame of 0 metadata bytes and 5000 floats does not fit "
+                 "the shared segment");
+  BOOST_TEST(at_worker.wait_closed()
+             == "tensor link to " + worker.peer() + ": closed by the peer");
+}
+
+BOOST_AUTO_TEST_CASE(frames_wait_for_a_full_mailbox_and_keep_their_order) {
+  auto l = link_listener::open("127.0.0.1", 0, version);
+  BOOST_REQUIRE(l);
+  auto c = tensor_link::connect("127.0.0.1", (*l)->port(),
+                                link_hello{version, 42}, 2000ms, 10);
+  BOOST_REQUIRE(c);
+  auto s = (*l)->accept(42, link_clock::now() + 2s);
+  BOOST_REQUIRE(s);
+  BOOST_REQUIRE(!(*s)->map_shared(10));
+  inbox at_master;
+  at_master.attach(**s);
+  // Five frames before the worker's end reads any: one in the mailbox, the
+  // others queued until the worker takes it.
+  for (char i = 0; i < 5; ++i)
+    (*s)->send(frame_kind::params, {i}, iota_floats(10, i));
+  inbox at_worker;
+  at_worker.attach(**c);
+  BOOST_REQUIRE(at_worker.wait_frames(5));
+  for (char i = 0; i < 5; ++i)
+    BOOST_TEST(at_worker.frames[i].meta == std::vector<char>{i});
+  BOOST_TEST(to_vector(at_worker.frames[4].values) == to_vector(iota_floats(10, 4)));
+  // The worker's end goes away: the master's end notices at once (it
+  // waits on the mailbox and looks at the socket every 10 ms).
+  auto t0 = link_clock::now();
+  c->reset();
+  BOOST_TEST(at_master.wait_closed()
+             == "tensor link to " + (*s)->peer() + ": closed by the peer");
+  BOOST_TEST((link_clock::now() - t0 < 1s));
 }
 
 BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
@@ -387,7 +428,7 @@ BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
   BOOST_REQUIRE(seg);
   auto offer = (*seg)->offer();
   BOOST_TEST(map_error(listener, 3, offer, 2000)
-             == path(offer.fd) + "not a sealed segment of 20480 bytes");
+             == path(offer.fd) + "not a sealed segment of 2125824 bytes");
   BOOST_TEST(map_error(listener, 4, offer, 1000)
              == path(offer.fd) + "not the segment of this link");
   auto forged = offer;
@@ -398,33 +439,33 @@ BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
   // A file of the right size that its owner could still shrink.
   int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
   BOOST_REQUIRE(unsealed >= 0);
-  BOOST_REQUIRE(::ftruncate(unsealed, 4096 + 2 * 4096) == 0);
+  BOOST_REQUIRE(::ftruncate(unsealed, 2117632) == 0);
   BOOST_TEST(map_error(listener, 5, {pid, unsealed, 7}, 1000)
-             == path(unsealed) + "not a sealed segment of 12288 bytes");
+             == path(unsealed) + "not a sealed segment of 2117632 bytes");
   ::close(unsealed);
 }
 
-BOOST_AUTO_TEST_CASE(shared_memory_frames_without_a_segment_are_refused) {
+BOOST_AUTO_TEST_CASE(unexpected_frames_are_refused) {
   auto l = link_listener::open("127.0.0.1", 0, version);
   BOOST_REQUIRE(l);
-  for (uint32_t flags : {1u, 2u}) {
+  // A switch to shared memory sent to the listener's end, or flags.
+  for (uint32_t kind : {3u, 2u}) {
     int fd = raw_connect((*l)->port());
-    raw_hello(fd, 8 + flags, {});
-    auto link = (*l)->accept(8 + flags, link_clock::now() + 2s);
+    raw_hello(fd, 8 + kind, {});
+    auto link = (*l)->accept(8 + kind, link_clock::now() + 2s);
     BOOST_REQUIRE(link);
     inbox box;
     box.attach(**link);
-    uint32_t head[8] = {0x464c4d44, 2, 0, flags, 10, 0, 0, 0};
+    uint32_t head[8] = {0x464c4d44, kind, 0, kind == 2 ? 2u : 0u, 0, 0, 0, 0};
     raw_write(fd, head, sizeof(head));
     BOOST_TEST(box.wait_closed()
                == "tensor link to " + (*link)->peer()
-                 + (flags == 1 ? ": a shared-memory frame on a link without "
-                                 "shared memory"
-                               : ": unknown frame flags 2"));
+                 + (kind == 3 ? ": an unexpected switch to shared memory"
+                              : ": unknown frame flags 2"));
     ::close(fd);
   }
-  // A mapped link refuses a frame that claims more floats than its segment
-  // holds, even below the model's size.
+  // A mapped link refuses a frame in its mailbox that claims more floats
+  // than its segment holds, even below the model's size.
   auto seg = shared_segment::create(100, 20);
   BOOST_REQUIRE(seg);
   int fd = raw_connect((*l)->port());
@@ -434,8 +475,12 @@ BOOST_AUTO_TEST_CASE(shared_memory_frames_without_a_segment_are_refused) {
   BOOST_REQUIRE(!(*link)->map_shared(100));
   inbox box;
   box.attach(**link);
-  uint32_t head[8] = {0x464c4d44, 2, 0, 1, 101, 0, 0, 0};
-  raw_write(fd, head, sizeof(head));
+  auto& up = (*seg)->up();
+  up.kind = 2;
+  up.meta = 0;
+  up.floats = 101;
+  up.posted.store(1);
+  wake(up.posted);
   BOOST_TEST(box.wait_closed()
              == "tensor link to " + (*link)->peer()
                + ": a frame of 0 metadata bytes and 101 floats");
