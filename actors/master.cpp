@@ -9,6 +9,7 @@
 #include "actors/data_shipper.hpp"
 #include "actors/errors.hpp"
 #include "actors/link_bridge.hpp"
+#include "actors/scheduler_runner.hpp"
 #include "actors/messages.hpp"
 #include "runtime/checkpoints.hpp"
 #include "runtime/sha256.hpp"
@@ -408,7 +409,7 @@ void complete_step(self_ptr self) {
     }
     st.epoch_loss += loss;
     apply_step_fused(spec, views, parts.size(), count, loss, progress, in, out,
-                     n, st.opt);
+                     n, st.opt, st.helper.get());
     st.reduction.clear();
   } else {
     auto& sum = st.grad;
@@ -774,6 +775,11 @@ void start(self_ptr self) {
   st.params = std::make_shared<std::vector<float>>(
     st.setup.instance->init(spec.seed));
   st.opt = make_optimizer_state(spec.opt, st.params->size());
+  // While the workers wait for the next step their threads are free: one
+  // of them takes half of the update.
+  auto& sys = self->home_system();
+  if (st.setup.update_helper && sys.scheduler().num_workers() > 1)
+    st.helper = std::make_unique<scheduler_runner>(sys);
   st.plan = shard_plan{st.setup.rows, st.setup.shards};
   std::vector<int32_t> ranks;
   for (size_t r = 0; r < st.workers.size(); ++r)

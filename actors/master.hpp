@@ -85,6 +85,9 @@ struct master_setup {
   std::shared_ptr<link_listener> links;
   /// Whether tensor links of workers on this host use shared memory.
   bool shared_memory = true;
+  /// Whether large updates run half on another scheduler thread, if the
+  /// actor system has more than one.
+  bool update_helper = true;
 };
 
 /// State of the master.
@@ -142,6 +145,9 @@ struct master_state {
   gradient_sum grad;
   /// Parameter buffers (copy-on-write while workers still hold one).
   tensor_pool param_pool;
+  /// Applies half of each update on another core (null: all on the
+  /// master's thread).
+  std::unique_ptr<half_runner> helper;
   std::chrono::steady_clock::time_point t_step;
   /// Mean seconds of a step (for the adaptive deadline); 0 before any.
   double mean_step_s = 0;

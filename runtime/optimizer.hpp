@@ -90,4 +90,13 @@ void apply_update(const optimizer_config& cfg, float lr, optimizer_state& st,
                   const float* in, float* out, const float* const* parts,
                   size_t nparts, float scale, size_t n);
 
+/// Elements `[begin, end)` of the update above, as update number `t` (the
+/// caller counts it in `st.updates` once): ranges that cover `[0, n)`, run
+/// in any order or at once on several threads, give the same bits as the
+/// update in one piece.
+void apply_update_part(const optimizer_config& cfg, float lr,
+                       optimizer_state& st, uint64_t t, const float* in,
+                       float* out, const float* const* parts, size_t nparts,
+                       float scale, size_t begin, size_t end);
+
 } // namespace dml

@@ -137,11 +137,27 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
 double apply_step_fused(const job_spec& spec, const float* const* parts,
                         size_t nparts, uint64_t count, double loss,
                         double progress, const float* in, float* out, size_t n,
-                        optimizer_state& opt) {
+                        optimizer_state& opt, half_runner* runner) {
   auto rows = static_cast<double>(count == 0 ? 1 : count);
   auto scale = static_cast<float>(1.0 / rows);
   auto lr = learning_rate(spec.opt, progress, spec.epochs);
-  apply_update(spec.opt, lr, opt, in, out, parts, nparts, scale, n);
+  // Below this many parameters handing half over costs more than it saves.
+  constexpr size_t min_split = size_t{1} << 15;
+  if (runner == nullptr || n < min_split) {
+    apply_update(spec.opt, lr, opt, in, out, parts, nparts, scale, n);
+    return loss / rows;
+  }
+  auto t = ++opt.updates;
+  auto half = n / 2 / 16 * 16;
+  // `finish` returns only once the job ran, so it may refer to this frame.
+  auto upper = std::make_shared<half_job>([&, t, half] {
+    apply_update_part(spec.opt, lr, opt, t, in, out, parts, nparts, scale,
+                      half, n);
+  });
+  runner->start(upper);
+  apply_update_part(spec.opt, lr, opt, t, in, out, parts, nparts, scale, 0,
+                    half);
+  upper->finish();
   return loss / rows;
 }
 

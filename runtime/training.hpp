@@ -7,6 +7,7 @@
 
 #include "runtime/dataset.hpp"
 #include "runtime/error.hpp"
+#include "runtime/half_job.hpp"
 #include "runtime/job_spec.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/model.hpp"
@@ -78,11 +79,12 @@ double apply_step(const model& m, const job_spec& spec, gradient_sum& sum,
 /// optimizer's pass, reading the parameters from `in` and writing `out`.
 /// Requires `spec.l2 == 0` (the L2 term needs the summed gradient: sum into
 /// a buffer and use `apply_step`). Same bits as `apply_step` on the sum.
-/// Returns the mean loss.
+/// Returns the mean loss. With a `runner`, a large update runs half there
+/// and half on the calling thread (the same bits).
 double apply_step_fused(const job_spec& spec, const float* const* parts,
                         size_t nparts, uint64_t count, double loss,
                         double progress, const float* in, float* out, size_t n,
-                        optimizer_state& opt);
+                        optimizer_state& opt, half_runner* runner = nullptr);
 
 /// Computes one worker's gradient over spans of the shard plan. By default
 /// the data holds every training row (shard `s` starts at row `s.begin`); a

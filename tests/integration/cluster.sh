@@ -133,9 +133,10 @@ check_faulted() {
 }
 
 # local_reference W K: runs the same job in one process.
+# local_reference WORKERS AGGREGATORS [FLAGS...]: the same job in one process.
 local_reference() {
   "$node" --role local --workers "$1" --aggregators "$2" "${flags[@]}" \
-    --model-out "$dir/local.dml" --metrics-out "$dir/local.jsonl"
+    --model-out "$dir/local.dml" --metrics-out "$dir/local.jsonl" "${@:3}"
 }
 
 case "$case_name" in
@@ -143,10 +144,19 @@ case "$case_name" in
     # Master first; one worker gets shipped rows, one loads its own copy.
     # Steps travel on tensor links through shared memory, through their
     # sockets (_tcp), or (_caf) in CAF messages.
+    # Over shared memory an MLP of 50,890 parameters with Adam: in one
+    # process with two threads its updates run split on both, in the master
+    # process (one thread) in one piece; the bits must not differ.
     link=on
     how="shared memory"
     [ "$case_name" = bit_identity_2w_tcp ] && link=tcp && how=TCP
     [ "$case_name" = bit_identity_2w_caf ] && link=off
+    if [ "$link" = on ]; then
+      flags=(--train "$train" --test "$test_set" --model mlp --hidden 64
+             --optimizer adam --lr 0.001 --batch-size 128 --epochs 1 --seed 3
+             --quiet)
+      loud_flags=("${flags[@]:0:${#flags[@]}-1}")
+    fi
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
       --workers 2 "${loud_flags[@]}" --model-out "$dir/dist.dml" \
       --metrics-out "$dir/dist.jsonl" --tensor-link "$link"
@@ -161,7 +171,7 @@ case "$case_name" in
     else
       [ "$links" -eq 0 ] || fail "tensor links despite --tensor-link off"
     fi
-    local_reference 2 0
+    local_reference 2 0 --threads 2
     [ -n "$(sha_of "$dir/dist.jsonl")" ] || fail "no final record"
     [ "$(sha_of "$dir/dist.jsonl")" = "$(sha_of "$dir/local.jsonl")" ] \
       || fail "params differ: $(sha_of "$dir/dist.jsonl") vs $(sha_of "$dir/local.jsonl")"

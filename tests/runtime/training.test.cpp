@@ -1,7 +1,9 @@
 #include "runtime/training.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <boost/test/unit_test.hpp>
 #include <unistd.h>
@@ -226,6 +228,71 @@ BOOST_AUTO_TEST_CASE(shard_placement_and_adoption_give_the_same_gradient) {
     BOOST_TEST(got.count == 18u);
     BOOST_TEST(got.loss == want.loss);
     BOOST_TEST(got.values == want.values);
+  }
+}
+
+namespace {
+
+/// Runs half jobs on a thread of its own (started per job), right away
+/// (before the owner's half), or never (the owner runs them).
+class test_runner : public half_runner {
+public:
+  enum mode { thread, at_once, never };
+
+  explicit test_runner(mode m) : mode_(m) {
+    // nop
+  }
+
+  ~test_runner() override {
+    for (auto& t : threads_)
+      t.join();
+  }
+
+  void start(std::shared_ptr<half_job> job) override {
+    if (mode_ == thread)
+      threads_.emplace_back([job] { job->try_run(); });
+    else if (mode_ == at_once)
+      BOOST_TEST(job->try_run());
+  }
+
+private:
+  mode mode_;
+  std::vector<std::thread> threads_;
+};
+
+} // namespace
+
+// An update split in halves, the upper one run by another thread, before
+// the lower one or by the owner, gives the bits of the update in one piece.
+BOOST_AUTO_TEST_CASE(split_update_is_bit_identical) {
+  const size_t n = 40003; // above the size at which it splits; odd
+  std::vector<float> a(n), b(n);
+  for (size_t i = 0; i < n; ++i) {
+    a[i] = std::sin(0.37f * static_cast<float>(i));
+    b[i] = std::cos(0.11f * static_cast<float>(i));
+  }
+  const float* parts[] = {a.data(), b.data()};
+  for (auto kind : {"sgd", "momentum", "adam"}) {
+    job_spec spec;
+    spec.opt.kind = *parse_optimizer(kind);
+    spec.opt.lr = 0.01f;
+    auto run = [&](half_runner* runner) {
+      std::vector<float> params(n, 0.25f);
+      auto opt = make_optimizer_state(spec.opt, n);
+      for (int step = 0; step < 3; ++step)
+        apply_step_fused(spec, parts, 2, 64, 1.0, 0.1 * step, params.data(),
+                         params.data(), n, opt, runner);
+      BOOST_TEST(opt.updates == 3u);
+      return std::make_pair(params, opt.m);
+    };
+    auto want = run(nullptr);
+    for (auto m : {test_runner::thread, test_runner::at_once,
+                   test_runner::never}) {
+      test_runner runner{m};
+      auto got = run(&runner);
+      BOOST_TEST_INFO(kind << ", runner mode " << static_cast<int>(m));
+      BOOST_TEST((got == want));
+    }
   }
 }
 
