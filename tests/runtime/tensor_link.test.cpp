@@ -80,12 +80,33 @@ struct link_pair {
   }
 };
 
+/// A pair whose connecting end (a worker's) offers a segment of `floats`
+/// floats, mapped by the accepting end (the master's).
+struct shared_pair {
+  std::unique_ptr<link_listener> listener;
+  std::unique_ptr<tensor_link> worker;
+  std::unique_ptr<tensor_link> master;
+
+  explicit shared_pair(size_t floats) {
+    auto l = link_listener::open("127.0.0.1", 0, version);
+    BOOST_REQUIRE(l);
+    listener = std::move(*l);
+    auto c = tensor_link::connect("127.0.0.1", listener->port(),
+                                  link_hello{version, 42}, 2000ms, floats);
+    BOOST_REQUIRE(c);
+    worker = std::move(*c);
+    auto s = listener->accept(42, link_clock::now() + 2s);
+    BOOST_REQUIRE(s);
+    master = std::move(*s);
+    BOOST_REQUIRE(!master->map_shared(floats));
+  }
+};
+
 tensor iota_floats(size_t n, float first) {
   std::vector<float> xs(n);
   std::iota(xs.begin(), xs.end(), first);
   return tensor{std::move(xs)};
 }
-
 
 /// A raw socket connected to `port` on 127.0.0.1 (-1 on failure).
 int raw_connect(uint16_t port) {
@@ -329,19 +350,11 @@ BOOST_AUTO_TEST_CASE(a_forgotten_early_connection_is_closed) {
 }
 
 BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
-  auto l = link_listener::open("127.0.0.1", 0, version);
-  BOOST_REQUIRE(l);
-  // The worker's end offers a segment for 1000 floats; the master's maps it.
-  auto c = tensor_link::connect("127.0.0.1", (*l)->port(),
-                                link_hello{version, 42}, 2000ms, 1000);
-  BOOST_REQUIRE(c);
-  auto s = (*l)->accept(42, link_clock::now() + 2s);
-  BOOST_REQUIRE(s);
-  auto& worker = **c;
-  auto& master = **s;
-  BOOST_TEST(!master.map_shared(1000));
+  shared_pair p{1000};
+  auto& worker = *p.worker;
+  auto& master = *p.master;
   BOOST_TEST(master.shared());
-  BOOST_TEST(!worker.shared()); // until the master's first frame
+  BOOST_TEST(!worker.shared()); // until its reader takes the switch
   inbox at_worker;
   at_worker.attach(worker);
   inbox at_master;
@@ -380,32 +393,26 @@ BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
 }
 
 BOOST_AUTO_TEST_CASE(frames_wait_for_a_full_mailbox_and_keep_their_order) {
-  auto l = link_listener::open("127.0.0.1", 0, version);
-  BOOST_REQUIRE(l);
-  auto c = tensor_link::connect("127.0.0.1", (*l)->port(),
-                                link_hello{version, 42}, 2000ms, 10);
-  BOOST_REQUIRE(c);
-  auto s = (*l)->accept(42, link_clock::now() + 2s);
-  BOOST_REQUIRE(s);
-  BOOST_REQUIRE(!(*s)->map_shared(10));
+  shared_pair p{10};
   inbox at_master;
-  at_master.attach(**s);
+  at_master.attach(*p.master);
   // Five frames before the worker's end reads any: one in the mailbox, the
   // others queued until the worker takes it.
   for (char i = 0; i < 5; ++i)
-    (*s)->send(frame_kind::params, {i}, iota_floats(10, i));
+    p.master->send(frame_kind::params, {i}, iota_floats(10, i));
   inbox at_worker;
-  at_worker.attach(**c);
+  at_worker.attach(*p.worker);
   BOOST_REQUIRE(at_worker.wait_frames(5));
   for (char i = 0; i < 5; ++i)
     BOOST_TEST(at_worker.frames[i].meta == std::vector<char>{i});
-  BOOST_TEST(to_vector(at_worker.frames[4].values) == to_vector(iota_floats(10, 4)));
+  BOOST_TEST(to_vector(at_worker.frames[4].values)
+             == to_vector(iota_floats(10, 4)));
   // The worker's end goes away: the master's end notices at once (it
   // waits on the mailbox and looks at the socket every 10 ms).
   auto t0 = link_clock::now();
-  c->reset();
+  p.worker.reset();
   BOOST_TEST(at_master.wait_closed()
-             == "tensor link to " + (*s)->peer() + ": closed by the peer");
+             == "tensor link to " + p.master->peer() + ": closed by the peer");
   BOOST_TEST((link_clock::now() - t0 < 1s));
 }
 
@@ -416,7 +423,7 @@ BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
   auto pid = static_cast<uint32_t>(::getpid());
   auto path = [&](int fd) {
     return "shared memory at /proc/" + std::to_string(pid) + "/fd/"
-           + std::to_string(fd) + ": ";
+      + std::to_string(fd) + ": ";
   };
   // No offer (a peer on another host offers what cannot be opened here).
   BOOST_TEST(map_error(listener, 1, {}, 1000)
