@@ -83,12 +83,16 @@ void run_step(self_ptr self, held_reply h, const step_plan& plan,
   auto* delay = find_fault(faults, fault_kind::delay, rank, plan.step);
   // Over shared memory the gradient is computed where the master reads it.
   auto& link = st.setup.link;
-  float* direct = h.linked && link ? link->region(frame_kind::gradient)
-                                   : nullptr;
+  tensor direct;
+  if (h.linked && link)
+    direct = link->region();
+  if (direct.size() < n)
+    direct = tensor{};
   auto& shards = st.geometry.shards();
   auto err = direct
     ? st.computer->compute_to(*st.setup.instance, params.begin(), plan.epoch,
-                              spans, shards, st.scratch, direct)
+                              spans, shards, st.scratch,
+                              const_cast<float*>(direct.begin()))
     : st.computer->compute(*st.setup.instance, params.begin(), plan.epoch,
                            spans, shards, st.scratch);
   if (err)
@@ -97,7 +101,7 @@ void run_step(self_ptr self, held_reply h, const step_plan& plan,
   h.reply.count = st.scratch.count;
   h.reply.loss = st.scratch.loss;
   if (direct) {
-    h.reply.values = tensor{link, direct, n};
+    h.reply.values = tensor{direct.owner(), direct.begin(), n};
   } else {
     // Hand the gradient over in a pooled buffer; the scratch takes the
     // pooled buffer's storage for the next step.

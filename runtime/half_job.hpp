@@ -8,8 +8,10 @@
 // workers wait for the next step.
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <thread>
 
 namespace dml {
 
@@ -34,12 +36,24 @@ public:
   void finish() {
     if (try_run())
       return;
-    while (state_.load(std::memory_order_acquire) != 2) {
-      // The other thread is inside the job: as long as the owner's half.
+    // The other thread is inside the job, as long as the owner's half; if
+    // it lost its core meanwhile, give the core away now and then.
+    for (uint32_t spins = 1; state_.load(std::memory_order_acquire) != 2;
+         ++spins) {
+      if (spins % 256 == 0)
+        std::this_thread::yield();
+      else
+        pause();
     }
   }
 
 private:
+  static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
   std::function<void()> fn_;
   std::atomic<int> state_{0}; // 0: open, 1: running, 2: done
 };

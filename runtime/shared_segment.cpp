@@ -38,7 +38,7 @@ size_t region_bytes(size_t floats) {
 constexpr size_t mailbox_bytes = page + shared_segment::max_meta;
 
 size_t segment_bytes(size_t floats) {
-  return page + 2 * mailbox_bytes + 2 * region_bytes(floats);
+  return page + 2 * mailbox_bytes + 4 * region_bytes(floats);
 }
 
 uint64_t fresh_nonce() {
@@ -58,8 +58,10 @@ shared_segment::shared_segment(int fd, void* base, size_t bytes, size_t floats,
   down_ = reinterpret_cast<mailbox*>(p);
   up_ = reinterpret_cast<mailbox*>(p + mailbox_bytes);
   p += 2 * mailbox_bytes;
-  params_ = reinterpret_cast<float*>(p);
-  gradient_ = reinterpret_cast<float*>(p + region_bytes(floats));
+  for (auto& r : regions_) {
+    r = reinterpret_cast<float*>(p);
+    p += region_bytes(floats);
+  }
 }
 
 char* shared_segment::meta_bytes(mailbox& box) noexcept {
@@ -109,8 +111,7 @@ shared_segment::create(size_t floats, uint64_t token) {
     ::close(fd);
     return err;
   }
-  auto base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                     0);
+  auto base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     auto err = fail("map a memfd");
     ::close(fd);
@@ -132,21 +133,37 @@ shared_segment::open(const segment_offer& offer, size_t floats,
                       fmt::format("shared memory at {}: {}", path, what));
   };
   if (!offer)
-    return fail("no segment offered");
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0)
+    return make_error(errc::io_error, "the worker offered no shared memory");
+  // O_PATH opens nothing (no device, FIFO or terminal reacts to it); only a
+  // regular file of the right size is then opened for real.
+  int at = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (at < 0)
     return fail(std::strerror(errno));
   auto bytes = segment_bytes(floats);
   struct stat st {};
+  if (::fstat(at, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(at);
+    return fail("not a shared memory segment");
+  }
+  if (static_cast<size_t>(st.st_size) != bytes) {
+    ::close(at);
+    return fail(fmt::format("a segment of {} bytes, expected {} (a model of "
+                            "another size?)",
+                            st.st_size, bytes));
+  }
+  int fd = ::open(fmt::format("/proc/self/fd/{}", at).c_str(),
+                  O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  ::close(at);
+  if (fd < 0)
+    return fail(std::strerror(errno));
   auto seals = ::fcntl(fd, F_GET_SEALS);
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
-      || static_cast<size_t>(st.st_size) != bytes || seals < 0
+  if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != bytes
+      || seals < 0
       || (static_cast<unsigned>(seals) & required_seals) != required_seals) {
     ::close(fd);
-    return fail(fmt::format("not a sealed segment of {} bytes", bytes));
+    return fail("a segment that is not sealed against resizing");
   }
-  auto base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                     0);
+  auto base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     auto err = fail(std::strerror(errno));
     ::close(fd);

@@ -37,17 +37,29 @@ struct segment_offer {
   }
 };
 
-/// One direction's slot of a segment: one frame at a time. The sender
-/// waits until `taken == posted`, writes the frame, increments `posted` and
-/// wakes the reader; the reader copies the frame out, increments `taken`
-/// and wakes the sender. Both counters are futex words. Everything in it is
-/// written by the peer: a reader checks it like bytes from a socket.
+/// One direction of a segment: a slot for one frame at a time, and two
+/// regions for its floats.
+///
+/// The sender waits until `taken == posted` and until the region it wants
+/// is not `busy`, writes the frame, marks the region busy, increments
+/// `posted` and wakes the reader. The reader copies the frame's header and
+/// metadata out, increments `taken` and wakes the sender; the floats stay in
+/// the region, which the reader marks free once it no longer refers to it
+/// (the last copy of the tensor pointing there is gone). So a region is
+/// never written while the other side may read it, and with two regions the
+/// next frame need not wait for the previous one to be released.
+///
+/// `posted`, `taken` and `busy` are futex words. Everything here is written
+/// by the peer: a reader checks it like bytes from a socket.
 struct mailbox {
   std::atomic<uint32_t> posted;
   std::atomic<uint32_t> taken;
-  uint32_t kind;
-  uint32_t meta;
-  uint64_t floats;
+  std::atomic<uint32_t> kind;
+  std::atomic<uint32_t> meta;
+  std::atomic<uint64_t> floats;
+  /// The region (0 or 1) of the frame's floats.
+  std::atomic<uint32_t> region;
+  std::atomic<uint32_t> busy[2];
 };
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free
@@ -62,7 +74,7 @@ void wake(std::atomic<uint32_t>& word);
 void wait(std::atomic<uint32_t>& word, uint32_t seen,
           std::chrono::microseconds timeout);
 
-/// A mapped segment: a mailbox per direction and two regions of `floats()`
+/// A mapped segment: per direction a mailbox and two regions of `floats()`
 /// floats each.
 class shared_segment {
 public:
@@ -79,22 +91,19 @@ public:
   static expected<std::unique_ptr<shared_segment>> create(size_t floats,
                                                           uint64_t token);
 
-  /// Opens the segment `offer` names, which must be sealed, belong to the
-  /// link of `token` and hold exactly `floats` floats per region.
+  /// Opens the segment `offer` names (on this host), which must be sealed,
+  /// belong to the link of `token` and hold exactly `floats` floats per
+  /// region. Nothing but a regular file is ever opened for reading or
+  /// writing.
   static expected<std::unique_ptr<shared_segment>>
   open(const segment_offer& offer, size_t floats, uint64_t token);
 
   /// Returns how to find this segment from another process.
   segment_offer offer() const noexcept;
 
-  /// Returns the floats of the parameters (master to worker).
-  float* params() noexcept {
-    return params_;
-  }
-
-  /// Returns the floats of the gradient (worker to master).
-  float* gradient() noexcept {
-    return gradient_;
+  /// Returns region `i` (0 or 1) of `box`'s direction.
+  float* region(const mailbox& box, uint32_t i) noexcept {
+    return regions_[&box == up_ ? 2 + i : i];
   }
 
   /// Returns the mailbox of frames from the master to the worker.
@@ -126,8 +135,8 @@ private:
   uint64_t nonce_;
   mailbox* down_;
   mailbox* up_;
-  float* params_;
-  float* gradient_;
+  /// The down direction's two regions, then the up direction's.
+  float* regions_[4];
 };
 
 } // namespace dml

@@ -9,10 +9,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <sched.h>
 
 namespace dml {
 
@@ -162,12 +162,8 @@ bool write_all(int fd, const char* p, size_t n,
 tensor_link::tensor_link(int fd, std::string peer, bool accepting,
                          uint64_t token, segment_offer offer,
                          std::unique_ptr<shared_segment> own)
-  : fd_(fd),
-    peer_(std::move(peer)),
-    accepting_(accepting),
-    token_(token),
-    offer_(offer),
-    segment_(std::move(own)) {
+  : fd_(fd), peer_(std::move(peer)), accepting_(accepting), token_(token),
+    offer_(offer), segment_(std::move(own)) {
   tune(fd_);
   writer_ = std::thread{[this] { write_loop(); }};
 }
@@ -183,6 +179,8 @@ tensor_link::~tensor_link() {
     // Threads waiting on a mailbox look at the socket now, not in 10 ms.
     wake(inbox().posted);
     wake(outbox().taken);
+    wake(outbox().busy[0]);
+    wake(outbox().busy[1]);
   }
   writer_.join();
   if (reader_.joinable())
@@ -191,6 +189,18 @@ tensor_link::~tensor_link() {
 }
 
 error tensor_link::map_shared(size_t floats) {
+  // On one host a connection's two ends have the same address; a pid and a
+  // descriptor number from another host mean nothing here.
+  sockaddr_in here{};
+  sockaddr_in there{};
+  socklen_t len = sizeof(here);
+  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&here), &len);
+  len = sizeof(there);
+  ::getpeername(fd_, reinterpret_cast<sockaddr*>(&there), &len);
+  if (here.sin_addr.s_addr != there.sin_addr.s_addr)
+    return make_error(errc::io_error,
+                      fmt::format("the worker runs on another host ({})",
+                                  peer_));
   auto seg = shared_segment::open(offer_, floats, token_);
   if (!seg)
     return seg.err();
@@ -220,8 +230,7 @@ void tensor_link::start(size_t max_floats, frame_handler on_frame,
 
 expected<std::unique_ptr<tensor_link>>
 tensor_link::connect(const std::string& host, uint16_t port, link_hello hello,
-                     std::chrono::milliseconds timeout,
-                     size_t offer_floats) {
+                     std::chrono::milliseconds timeout, size_t offer_floats) {
   auto where = fmt::format("{}:{}", host, port);
   auto fail = [&](const std::string& what) {
     return make_error(errc::peer_lost,
@@ -312,13 +321,6 @@ bool tensor_link::write_some(pending& p) {
   return true;
 }
 
-float* tensor_link::region(frame_kind kind) noexcept {
-  if (!shared())
-    return nullptr;
-  return kind == frame_kind::params ? segment_->params()
-                                    : segment_->gradient();
-}
-
 mailbox& tensor_link::outbox() noexcept {
   return accepting_ ? segment_->down() : segment_->up();
 }
@@ -327,24 +329,76 @@ mailbox& tensor_link::inbox() noexcept {
   return accepting_ ? segment_->up() : segment_->down();
 }
 
-void tensor_link::post(pending& p) {
+tensor tensor_link::region() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!shared())
+    return {};
   auto& box = outbox();
-  auto kind = static_cast<frame_kind>(p.kind);
+  // Prefer the region not used last: the peer released that one first.
+  for (uint32_t k = 0; k < 2; ++k) {
+    auto i = (last_region_ + 1 + k) % 2;
+    if (box.busy[i].load(std::memory_order_acquire) == 0)
+      return tensor{segment_, segment_->region(box, i), segment_->floats()};
+  }
+  return {};
+}
+
+int tensor_link::region_for(const pending& p) noexcept {
+  auto& box = outbox();
+  for (uint32_t i = 0; i < 2; ++i)
+    if (p.body.begin() == segment_->region(box, i))
+      return box.busy[i].load(std::memory_order_acquire) == 0
+        ? static_cast<int>(i)
+        : -1; // computed there, but the peer still reads it
+  for (uint32_t k = 0; k < 2; ++k) {
+    auto i = (last_region_ + 1 + k) % 2;
+    if (box.busy[i].load(std::memory_order_acquire) == 0)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool tensor_link::try_post(pending& p) {
+  auto& box = outbox();
+  if (box.taken.load(std::memory_order_acquire) != posted_)
+    return false; // the peer has not taken the last frame yet
+  int i = -1;
+  if (p.body.size() > 0 && (i = region_for(p)) < 0)
+    return false; // both regions still in use by the peer
   auto meta = p.head.size() - header_size;
-  box.kind = p.kind;
-  box.meta = static_cast<uint32_t>(meta);
-  box.floats = p.body.size();
+  box.kind.store(p.kind, std::memory_order_relaxed);
+  box.meta.store(static_cast<uint32_t>(meta), std::memory_order_relaxed);
+  box.floats.store(p.body.size(), std::memory_order_relaxed);
   if (meta > 0)
     std::memcpy(shared_segment::meta_bytes(box), p.head.data() + header_size,
                 meta);
-  if (auto dst = region(kind); p.body.size() > 0 && p.body.begin() != dst)
-    std::memcpy(dst, p.body.begin(), p.body.size() * sizeof(float));
+  if (i >= 0) {
+    auto r = static_cast<uint32_t>(i);
+    auto dst = segment_->region(box, r);
+    if (p.body.begin() != dst)
+      std::memcpy(dst, p.body.begin(), p.body.size() * sizeof(float));
+    box.region.store(r, std::memory_order_relaxed);
+    box.busy[r].store(1, std::memory_order_relaxed);
+    last_region_ = r;
+  }
   box.posted.store(++posted_, std::memory_order_release);
   wake(box.posted);
+  return true;
 }
 
-bool tensor_link::outbox_free() noexcept {
-  return outbox().taken.load(std::memory_order_acquire) == posted_;
+void tensor_link::wait_outbox(std::unique_lock<std::mutex>& guard) {
+  auto& box = outbox();
+  // Wait for whatever blocks the front frame: the slot, or a region.
+  auto* word = &box.taken;
+  auto seen = box.taken.load(std::memory_order_acquire);
+  if (seen == posted_) {
+    auto i = (last_region_ + 1) % 2;
+    word = &box.busy[i];
+    seen = 1;
+  }
+  guard.unlock();
+  wait(*word, seen, socket_check);
+  guard.lock();
 }
 
 void tensor_link::break_locally(std::string why) {
@@ -353,8 +407,7 @@ void tensor_link::break_locally(std::string why) {
   ::shutdown(fd_, SHUT_RDWR); // both readers notice at once
 }
 
-void tensor_link::send(frame_kind kind, std::vector<char> meta,
-                       tensor values) {
+void tensor_link::send(frame_kind kind, std::vector<char> meta, tensor values) {
   frame_header h;
   h.kind = static_cast<uint32_t>(kind);
   h.meta = static_cast<uint32_t>(meta.size());
@@ -366,18 +419,19 @@ void tensor_link::send(frame_kind kind, std::vector<char> meta,
   if (!meta.empty())
     std::memcpy(p.head.data() + header_size, meta.data(), meta.size());
   p.body = std::move(values);
-  std::lock_guard<std::mutex> guard{mtx_};
+  std::unique_lock<std::mutex> guard{mtx_};
   if (broken_ || closing_)
     return;
-  if (shared()) {
+  p.shared = shared();
+  if (p.shared) {
     if (meta.size() > shared_segment::max_meta
         || p.body.size() > segment_->floats())
       return break_locally(fmt::format("tensor link to {}: a frame of {} "
                                        "metadata bytes and {} floats does "
                                        "not fit the shared segment",
                                        peer_, meta.size(), p.body.size()));
-    if (queue_.empty() && outbox_free())
-      return post(p);
+    if (queue_.empty() && try_post(p))
+      return;
   } else if (queue_.empty() && write_some(p)) {
     return;
   }
@@ -392,22 +446,13 @@ void tensor_link::write_loop() {
     if (closing_)
       return;
     while (!queue_.empty() && !closing_ && !broken_) {
-      if (shared()) {
-        // The peer has not taken the last frame yet: wait until it does.
-        if (outbox_free()) {
-          post(queue_.front());
-          queue_.pop_front();
-          continue;
-        }
-        auto& taken = outbox().taken;
-        auto seen = taken.load(std::memory_order_acquire);
-        guard.unlock();
-        wait(taken, seen, socket_check);
-        guard.lock();
+      auto& front = queue_.front();
+      if (front.shared ? try_post(front) : write_some(front)) {
+        queue_.pop_front();
         continue;
       }
-      if (write_some(queue_.front())) {
-        queue_.pop_front();
+      if (front.shared) {
+        wait_outbox(guard);
         continue;
       }
       guard.unlock();
@@ -428,14 +473,15 @@ error tensor_link::bad(const std::string& what) const {
 error tensor_link::socket_frame(link_frame& f) {
   auto never = link_clock::time_point::max();
   frame_header h;
-  if (auto why = read_all(fd_, reinterpret_cast<char*>(&h), header_size,
-                          never, peer_))
+  if (auto why = read_all(fd_, reinterpret_cast<char*>(&h), header_size, never,
+                          peer_))
     return why;
   if (h.magic != frame_magic)
     return bad("not a frame (bad magic)");
   if (h.kind == static_cast<uint32_t>(frame_kind::shared)) {
     // From the accepting side, before any frame in the mailbox.
-    if (accepting_ || !segment_ || h.meta != 0 || h.floats != 0 || h.flags)
+    if (accepting_ || !segment_ || shared() || h.meta != 0 || h.floats != 0
+        || h.flags != 0)
       return bad("an unexpected switch to shared memory");
     shared_.store(true, std::memory_order_release);
     f.kind = frame_kind::shared;
@@ -447,8 +493,14 @@ error tensor_link::socket_frame(link_frame& f) {
   if (h.flags != 0)
     return bad(fmt::format("unknown frame flags {}", h.flags));
   if (h.meta > max_meta || h.floats > max_floats_)
-    return bad(fmt::format("a frame of {} metadata bytes and {} floats",
-                           h.meta, h.floats));
+    return bad(fmt::format("a frame of {} metadata bytes and {} floats", h.meta,
+                           h.floats));
+  if (!accepting_ && segment_ && !shared()) {
+    // The master sends on the socket: it did not map the segment (it runs
+    // on another host, or was told not to). Free it.
+    std::lock_guard<std::mutex> guard{mtx_};
+    segment_.reset();
+  }
   f.kind = static_cast<frame_kind>(h.kind);
   f.meta.resize(h.meta);
   if (h.meta > 0)
@@ -468,37 +520,59 @@ error tensor_link::socket_frame(link_frame& f) {
   return {};
 }
 
-error tensor_link::mailbox_frame(link_frame& f) {
+error tensor_link::take_frame(link_frame& f) {
   auto& box = inbox();
-  for (;;) {
-    // The socket first: it carries the frames sent before the switch to
-    // shared memory, and tells when the peer is gone.
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) > 0)
-      return socket_frame(f);
-    if (box.posted.load(std::memory_order_acquire) != taken_)
-      break;
-    wait(box.posted, taken_, socket_check);
-  }
   // Everything here was written by the peer: check it like socket bytes.
-  uint32_t kind = box.kind;
-  uint32_t meta = box.meta;
-  uint64_t floats = box.floats;
+  auto kind = box.kind.load(std::memory_order_relaxed);
+  auto meta = box.meta.load(std::memory_order_relaxed);
+  auto floats = box.floats.load(std::memory_order_relaxed);
+  auto region = box.region.load(std::memory_order_relaxed);
   if (kind != static_cast<uint32_t>(frame_kind::params)
       && kind != static_cast<uint32_t>(frame_kind::gradient))
     return bad(fmt::format("unknown frame kind {}", kind));
   if (meta > max_meta || floats > max_floats_ || floats > segment_->floats())
-    return bad(fmt::format("a frame of {} metadata bytes and {} floats", meta,
-                           floats));
+    return bad(
+      fmt::format("a frame of {} metadata bytes and {} floats", meta, floats));
+  if (floats > 0 && region > 1)
+    return bad(fmt::format("a frame in region {}", region));
   f.kind = static_cast<frame_kind>(kind);
   f.meta.assign(shared_segment::meta_bytes(box),
                 shared_segment::meta_bytes(box) + meta);
-  auto at = f.kind == frame_kind::params ? segment_->params()
-                                         : segment_->gradient();
-  f.values = tensor{segment_, at, static_cast<size_t>(floats)};
+  if (floats > 0) {
+    // The region is the peer's again once the last copy of this tensor is
+    // gone (the deleter also keeps the mapping alive until then).
+    auto* at = segment_->region(box, region);
+    auto* busy = &box.busy[region];
+    std::shared_ptr<const void> owner{at, [seg = segment_, busy](const void*) {
+                                        busy->store(0,
+                                                    std::memory_order_release);
+                                        wake(*busy);
+                                      }};
+    f.values = tensor{std::move(owner), at, static_cast<size_t>(floats)};
+  }
   box.taken.store(++taken_, std::memory_order_release);
   wake(box.taken);
   return {};
+}
+
+error tensor_link::mailbox_frame(link_frame& f) {
+  auto& box = inbox();
+  for (;;) {
+    if (box.posted.load(std::memory_order_acquire) != taken_)
+      return take_frame(f);
+    // The socket tells when the peer is gone; after the switch it carries
+    // no frames.
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) {
+      // A frame the peer posted right before it closed comes first.
+      if (box.posted.load(std::memory_order_acquire) != taken_)
+        return take_frame(f);
+      if (auto why = socket_frame(f))
+        return why;
+      return bad("a frame on the socket after the switch to shared memory");
+    }
+    wait(box.posted, taken_, socket_check);
+  }
 }
 
 void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {

@@ -66,9 +66,9 @@ struct link_hello {
 struct link_frame {
   frame_kind kind = frame_kind::params;
   std::vector<char> meta;
-  /// The floats: a buffer of the link's own, or (shared memory) the region
-  /// of the segment, valid until the peer writes it again, i.e. until this
-  /// side sends its answer.
+  /// The floats: a buffer of the link's own, or (shared memory) a region of
+  /// the segment, which the peer does not write again before the last copy
+  /// of this tensor is gone.
   tensor values;
 };
 
@@ -119,15 +119,17 @@ public:
   void start(size_t max_floats, frame_handler on_frame, close_handler on_close);
 
   /// Queues a frame and returns at once. `values` must not change
-  /// afterwards (it is shared, not copied); null sends no floats. Over
-  /// shared memory the floats are copied into the segment at once, unless
-  /// they are already in its region for `kind` (see `region`).
+  /// afterwards (it is shared, not copied); an empty tensor sends no
+  /// floats. Over shared memory the floats are copied into a free region of
+  /// the segment, unless they are in one already (see `region`).
   void send(frame_kind kind, std::vector<char> meta, tensor values);
 
-  /// Returns the segment's region for outgoing frames of `kind`, to compute
-  /// the floats in place, or null unless the floats travel through shared
-  /// memory.
-  float* region(frame_kind kind) noexcept;
+  /// Returns a region of the segment that the peer does not read now, to
+  /// compute the next frame's floats in place and then send that tensor (the
+  /// one exception to tensors being immutable: write through `begin()`
+  /// before sending). It stays free until this side sends. Empty unless the
+  /// frames travel through shared memory, or if both regions are in use.
+  tensor region();
 
   /// Returns the other end's name, e.g. `"127.0.0.1:40112"`.
   const std::string& peer() const noexcept {
@@ -137,6 +139,8 @@ public:
 private:
   struct pending {
     uint32_t kind = 0;
+    /// Whether it goes to the mailbox (decided when it was sent).
+    bool shared = false;
     std::vector<char> head; // header and metadata
     tensor body;
     size_t done = 0; // bytes of head + body written
@@ -149,11 +153,17 @@ private:
   mailbox& outbox() noexcept;
   mailbox& inbox() noexcept;
 
-  /// Returns whether the peer took every frame posted so far.
-  bool outbox_free() noexcept;
+  /// Returns the free region for `p`'s floats (the one they are in, if
+  /// they were computed in place), or -1 if there is none now.
+  int region_for(const pending& p) noexcept;
 
-  /// Puts `p` into the outbox (which must be free) and wakes the peer.
-  void post(pending& p);
+  /// Puts `p` into the outbox and wakes the peer; returns false if the peer
+  /// has not taken the last frame or released a region yet.
+  bool try_post(pending& p);
+
+  /// Waits (at most 10 ms, without the lock) for what keeps the front frame
+  /// from being posted.
+  void wait_outbox(std::unique_lock<std::mutex>& guard);
 
   /// Breaks the link for a reason of this side's.
   void break_locally(std::string why);
@@ -167,6 +177,9 @@ private:
 
   /// Reads the next frame from the inbox (or the socket) into `f`.
   error mailbox_frame(link_frame& f);
+
+  /// Takes the frame posted in the inbox.
+  error take_frame(link_frame& f);
 
   void read_loop(frame_handler on_frame, close_handler on_close);
 
@@ -187,6 +200,8 @@ private:
   /// (reader thread only).
   uint32_t posted_ = 0;
   uint32_t taken_ = 0;
+  /// The outbox region of the last frame posted (under the mutex).
+  uint32_t last_region_ = 1;
   size_t max_floats_ = 0;
   /// Buffers of received frames (reader thread only).
   tensor_pool buffers_{4};

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -24,6 +25,9 @@ constexpr uint32_t version = 7;
 /// Collects what a link's reader thread hands over, for the test thread.
 struct inbox {
   size_t max_floats = size_t{1} << 24;
+  /// Keep copies of the floats and let go of the frames' own (which, over
+  /// shared memory, lets the peer use their regions again).
+  bool copy = true;
   std::mutex mtx;
   std::condition_variable cv;
   std::vector<link_frame> frames;
@@ -33,6 +37,8 @@ struct inbox {
     link.start(
       max_floats,
       [this](link_frame&& f) {
+        if (copy)
+          f.values = tensor{to_vector(f.values)};
         std::lock_guard<std::mutex> guard{mtx};
         frames.push_back(std::move(f));
         cv.notify_all();
@@ -108,9 +114,17 @@ tensor iota_floats(size_t n, float first) {
   return tensor{std::move(xs)};
 }
 
-/// A raw socket connected to `port` on 127.0.0.1 (-1 on failure).
-int raw_connect(uint16_t port) {
+/// A raw socket connected to `port` on 127.0.0.1 (-1 on failure), from
+/// address `from`.
+int raw_connect(uint16_t port, const char* from = "127.0.0.1") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from, &src.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+    ::close(fd);
+    return -1;
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -373,10 +387,11 @@ BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
     BOOST_TEST(to_vector(at_master.frames.back().values) == to_vector(grad));
   }
   // A gradient computed in the segment travels without a copy.
-  auto* direct = worker.region(frame_kind::gradient);
-  BOOST_REQUIRE(direct != nullptr);
-  std::fill(direct, direct + 1000, 0.25f);
-  worker.send(frame_kind::gradient, {}, tensor{nullptr, direct, 1000});
+  auto direct = worker.region();
+  BOOST_REQUIRE(direct.size() == 1000u);
+  auto* at = const_cast<float*>(direct.begin());
+  std::fill(at, at + 1000, 0.25f);
+  worker.send(frame_kind::gradient, {}, direct);
   BOOST_REQUIRE(at_master.wait_frames(11));
   BOOST_TEST(to_vector(at_master.frames.back().values)
              == std::vector<float>(1000, 0.25f));
@@ -403,10 +418,11 @@ BOOST_AUTO_TEST_CASE(frames_wait_for_a_full_mailbox_and_keep_their_order) {
   inbox at_worker;
   at_worker.attach(*p.worker);
   BOOST_REQUIRE(at_worker.wait_frames(5));
-  for (char i = 0; i < 5; ++i)
+  for (char i = 0; i < 5; ++i) {
     BOOST_TEST(at_worker.frames[i].meta == std::vector<char>{i});
-  BOOST_TEST(to_vector(at_worker.frames[4].values)
-             == to_vector(iota_floats(10, 4)));
+    BOOST_TEST(to_vector(at_worker.frames[i].values)
+               == to_vector(iota_floats(10, i)));
+  }
   // The worker's end goes away: the master's end notices at once (it
   // waits on the mailbox and looks at the socket every 10 ms).
   auto t0 = link_clock::now();
@@ -425,17 +441,25 @@ BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
     return "shared memory at /proc/" + std::to_string(pid) + "/fd/"
       + std::to_string(fd) + ": ";
   };
-  // No offer (a peer on another host offers what cannot be opened here).
   BOOST_TEST(map_error(listener, 1, {}, 1000)
-             == "shared memory at /proc/0/fd/-1: no segment offered");
+             == "the worker offered no shared memory");
   BOOST_TEST(map_error(listener, 2, {pid, 999999, 5}, 1000)
              == path(999999) + "No such file or directory");
+  // Descriptors that are no segment are not even opened (O_PATH).
+  int pipe_fds[2];
+  BOOST_REQUIRE(::pipe(pipe_fds) == 0);
+  BOOST_TEST(map_error(listener, 2, {pid, pipe_fds[0], 5}, 1000)
+             == path(pipe_fds[0]) + "not a shared memory segment");
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
   // A real segment, but for another model size, token or nonce.
   auto seg = shared_segment::create(1000, 3);
   BOOST_REQUIRE(seg);
   auto offer = (*seg)->offer();
   BOOST_TEST(map_error(listener, 3, offer, 2000)
-             == path(offer.fd) + "not a sealed segment of 2125824 bytes");
+             == path(offer.fd)
+               + "a segment of 2125824 bytes, expected 2142208 (a model "
+                 "of another size?)");
   BOOST_TEST(map_error(listener, 4, offer, 1000)
              == path(offer.fd) + "not the segment of this link");
   auto forged = offer;
@@ -446,10 +470,23 @@ BOOST_AUTO_TEST_CASE(only_the_offered_sealed_segment_is_mapped) {
   // A file of the right size that its owner could still shrink.
   int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
   BOOST_REQUIRE(unsealed >= 0);
-  BOOST_REQUIRE(::ftruncate(unsealed, 2117632) == 0);
+  BOOST_REQUIRE(::ftruncate(unsealed, 2125824) == 0);
   BOOST_TEST(map_error(listener, 5, {pid, unsealed, 7}, 1000)
-             == path(unsealed) + "not a sealed segment of 2117632 bytes");
+             == path(unsealed)
+               + "a segment that is not sealed against "
+                 "resizing");
   ::close(unsealed);
+  // A peer at another address (127.0.0.2 is this host too, but counts as
+  // another one) is not asked for its segment at all.
+  int fd = raw_connect(listener.port(), "127.0.0.2");
+  BOOST_REQUIRE(fd >= 0);
+  raw_hello(fd, 6, offer);
+  auto link = listener.accept(6, link_clock::now() + 2s);
+  BOOST_REQUIRE(link);
+  auto err = (*link)->map_shared(1000);
+  BOOST_TEST(err.message()
+             == "the worker runs on another host (" + (*link)->peer() + ")");
+  ::close(fd);
 }
 
 BOOST_AUTO_TEST_CASE(unexpected_frames_are_refused) {
@@ -492,6 +529,152 @@ BOOST_AUTO_TEST_CASE(unexpected_frames_are_refused) {
              == "tensor link to " + (*link)->peer()
                + ": a frame of 0 metadata bytes and 101 floats");
   ::close(fd);
+}
+
+// Whatever the peer writes into the mailbox is checked before use, and
+// after the switch the socket carries no frames.
+BOOST_AUTO_TEST_CASE(hostile_mailboxes_break_the_link) {
+  auto l = link_listener::open("127.0.0.1", 0, version);
+  BOOST_REQUIRE(l);
+  struct hostile {
+    uint32_t kind, meta, floats, region;
+    std::string why;
+  };
+  std::vector<hostile> cases{
+    {7, 0, 0, 0, "unknown frame kind 7"},
+    {2, (1u << 20) + 1, 0, 0, "a frame of 1048577 metadata bytes and 0 floats"},
+    {2, 0, 10, 2, "a frame in region 2"},
+  };
+  uint64_t token = 30;
+  for (auto& c : cases) {
+    auto seg = shared_segment::create(100, token);
+    BOOST_REQUIRE(seg);
+    int fd = raw_connect((*l)->port());
+    raw_hello(fd, token, (*seg)->offer());
+    auto link = (*l)->accept(token++, link_clock::now() + 2s);
+    BOOST_REQUIRE(link);
+    BOOST_REQUIRE(!(*link)->map_shared(100));
+    inbox box;
+    box.attach(**link);
+    auto& up = (*seg)->up();
+    up.kind = c.kind;
+    up.meta = c.meta;
+    up.floats = c.floats;
+    up.region = c.region;
+    up.posted.store(1);
+    wake(up.posted);
+    BOOST_TEST(box.wait_closed()
+               == "tensor link to " + (*link)->peer() + ": " + c.why);
+    ::close(fd);
+  }
+  // A frame on the socket after the switch.
+  auto seg = shared_segment::create(100, token);
+  BOOST_REQUIRE(seg);
+  int fd = raw_connect((*l)->port());
+  raw_hello(fd, token, (*seg)->offer());
+  auto link = (*l)->accept(token, link_clock::now() + 2s);
+  BOOST_REQUIRE(link);
+  BOOST_REQUIRE(!(*link)->map_shared(100));
+  inbox box;
+  box.attach(**link);
+  uint32_t head[8] = {0x464c4d44, 2, 0, 0, 0, 0, 0, 0};
+  raw_write(fd, head, sizeof(head));
+  BOOST_TEST(box.wait_closed()
+             == "tensor link to " + (*link)->peer()
+               + ": a frame on the socket after the switch to shared memory");
+  ::close(fd);
+}
+
+// A worker's end takes the switch only with a segment of its own, and
+// frees its segment once the master sends on the socket instead.
+BOOST_AUTO_TEST_CASE(a_switch_needs_a_segment) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  BOOST_REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  BOOST_REQUIRE(::listen(lfd, 4) == 0);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  auto port = ntohs(addr.sin_port);
+  uint32_t switch_head[8] = {0x464c4d44, 3, 0, 0, 0, 0, 0, 0};
+  uint32_t params_head[8] = {0x464c4d44, 1, 0, 0, 0, 0, 0, 0};
+  for (size_t offer : {size_t{0}, size_t{10}}) {
+    auto c = tensor_link::connect("127.0.0.1", port, link_hello{version, 1},
+                                  2000ms, offer);
+    BOOST_REQUIRE(c);
+    int fd = ::accept(lfd, nullptr, nullptr);
+    BOOST_REQUIRE(fd >= 0);
+    inbox box;
+    box.attach(**c);
+    if (offer == 0) {
+      raw_write(fd, switch_head, sizeof(switch_head));
+      BOOST_TEST(box.wait_closed()
+                 == "tensor link to " + (*c)->peer()
+                   + ": an unexpected switch to shared memory");
+    } else {
+      // A frame on the socket: the master did not map it (another host).
+      raw_write(fd, params_head, sizeof(params_head));
+      BOOST_REQUIRE(box.wait_frames(1));
+      BOOST_TEST(!(*c)->shared());
+      BOOST_TEST((*c)->region().size() == 0u);
+      // A switch after that is refused too.
+      raw_write(fd, switch_head, sizeof(switch_head));
+      BOOST_TEST(box.wait_closed()
+                 == "tensor link to " + (*c)->peer()
+                   + ": an unexpected switch to shared memory");
+    }
+    ::close(fd);
+  }
+  ::close(lfd);
+}
+
+// A region stays the receiver's while a copy of its tensor lives: with both
+// regions held, the next frame waits until one is released.
+BOOST_AUTO_TEST_CASE(held_regions_are_not_overwritten) {
+  shared_pair p{100};
+  inbox at_worker;
+  at_worker.copy = false; // keep the views
+  at_worker.attach(*p.worker);
+  for (int i = 0; i < 3; ++i)
+    p.master->send(frame_kind::params, {}, iota_floats(100, 10.0f * i));
+  BOOST_REQUIRE(at_worker.wait_frames(2));
+  std::this_thread::sleep_for(50ms);
+  {
+    std::lock_guard<std::mutex> guard{at_worker.mtx};
+    BOOST_TEST(at_worker.frames.size() == 2u); // the third waits
+    BOOST_TEST(to_vector(at_worker.frames[0].values)
+               == to_vector(iota_floats(100, 0.0f)));
+    BOOST_TEST(to_vector(at_worker.frames[1].values)
+               == to_vector(iota_floats(100, 10.0f)));
+    at_worker.frames[0].values = tensor{}; // releases region 0
+  }
+  BOOST_REQUIRE(at_worker.wait_frames(3));
+  BOOST_TEST(to_vector(at_worker.frames[2].values)
+             == to_vector(iota_floats(100, 20.0f)));
+  BOOST_TEST(to_vector(at_worker.frames[1].values)
+             == to_vector(iota_floats(100, 10.0f)));
+}
+
+// A frame posted right before the peer closes is delivered before the
+// close.
+BOOST_AUTO_TEST_CASE(the_last_frame_before_a_close_arrives) {
+  for (int round = 0; round < 20; ++round) {
+    shared_pair p{10};
+    inbox at_master;
+    at_master.attach(*p.master);
+    inbox at_worker;
+    at_worker.attach(*p.worker);
+    p.master->send(frame_kind::params, {}, iota_floats(10, 0));
+    BOOST_REQUIRE(at_worker.wait_frames(1));
+    p.worker->send(frame_kind::gradient, {'g'}, iota_floats(10, 1));
+    p.worker.reset();
+    BOOST_REQUIRE(at_master.wait_frames(1));
+    BOOST_TEST(at_master.frames[0].meta == std::vector<char>{'g'});
+    BOOST_TEST(at_master.wait_closed()
+               == "tensor link to " + p.master->peer()
+                 + ": closed by the peer");
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
