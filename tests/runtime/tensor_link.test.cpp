@@ -89,6 +89,10 @@ struct link_pair {
 /// A pair whose connecting end (a worker's) offers a segment of `floats`
 /// floats, mapped by the accepting end (the master's).
 struct shared_pair {
+  /// What each end receives (declared first: the links' reader threads may
+  /// report a close while the links are destroyed).
+  inbox at_worker;
+  inbox at_master;
   std::unique_ptr<link_listener> listener;
   std::unique_ptr<tensor_link> worker;
   std::unique_ptr<tensor_link> master;
@@ -198,14 +202,14 @@ BOOST_AUTO_TEST_CASE(frames_arrive_in_order_bit_exact) {
 
 BOOST_AUTO_TEST_CASE(both_sides_send_large_frames_at_once) {
   // 16 MB each way, queued before either side reads: no deadlock.
+  inbox at_a; // outlive the links, whose readers report to them
+  inbox at_b;
   link_pair p;
   auto big = iota_floats(1 << 20, 1.0f);
   for (int i = 0; i < 4; ++i) {
     p.a->send(frame_kind::params, {}, big);
     p.b->send(frame_kind::gradient, {}, big);
   }
-  inbox at_a;
-  inbox at_b;
   at_a.attach(*p.a);
   at_b.attach(*p.b);
   BOOST_REQUIRE(at_a.wait_frames(4));
@@ -369,22 +373,20 @@ BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
   auto& master = *p.master;
   BOOST_TEST(master.shared());
   BOOST_TEST(!worker.shared()); // until its reader takes the switch
-  inbox at_worker;
-  at_worker.attach(worker);
-  inbox at_master;
-  at_master.attach(master);
+  p.at_worker.attach(worker);
+  p.at_master.attach(master);
   for (int i = 0; i < 10; ++i) {
     auto params = iota_floats(1000, 1.0f * i);
     master.send(frame_kind::params, {'p'}, params);
-    BOOST_REQUIRE(at_worker.wait_frames(static_cast<size_t>(i) + 1));
+    BOOST_REQUIRE(p.at_worker.wait_frames(static_cast<size_t>(i) + 1));
     BOOST_TEST(worker.shared());
-    auto& got = at_worker.frames.back();
+    auto& got = p.at_worker.frames.back();
     BOOST_TEST(to_vector(got.values) == to_vector(params));
     BOOST_TEST(got.meta == std::vector<char>{'p'});
     auto grad = iota_floats(900 + i, -1.0f * i);
     worker.send(frame_kind::gradient, {'g'}, grad);
-    BOOST_REQUIRE(at_master.wait_frames(static_cast<size_t>(i) + 1));
-    BOOST_TEST(to_vector(at_master.frames.back().values) == to_vector(grad));
+    BOOST_REQUIRE(p.at_master.wait_frames(static_cast<size_t>(i) + 1));
+    BOOST_TEST(to_vector(p.at_master.frames.back().values) == to_vector(grad));
   }
   // A gradient computed in the segment travels without a copy.
   auto direct = worker.region();
@@ -392,42 +394,40 @@ BOOST_AUTO_TEST_CASE(shared_memory_carries_the_floats_both_ways) {
   auto* at = const_cast<float*>(direct.begin());
   std::fill(at, at + 1000, 0.25f);
   worker.send(frame_kind::gradient, {}, direct);
-  BOOST_REQUIRE(at_master.wait_frames(11));
-  BOOST_TEST(to_vector(at_master.frames.back().values)
+  BOOST_REQUIRE(p.at_master.wait_frames(11));
+  BOOST_TEST(to_vector(p.at_master.frames.back().values)
              == std::vector<float>(1000, 0.25f));
-  BOOST_TEST(at_worker.closed.empty());
-  BOOST_TEST(at_master.closed.empty());
+  BOOST_TEST(p.at_worker.closed.empty());
+  BOOST_TEST(p.at_master.closed.empty());
   // A tensor larger than the segment breaks the link, on both ends.
   master.send(frame_kind::params, {}, iota_floats(5000, 3.0f));
-  BOOST_TEST(at_master.wait_closed()
+  BOOST_TEST(p.at_master.wait_closed()
              == "tensor link to " + master.peer()
                + ": a frame of 0 metadata bytes and 5000 floats does not fit "
                  "the shared segment");
-  BOOST_TEST(at_worker.wait_closed()
+  BOOST_TEST(p.at_worker.wait_closed()
              == "tensor link to " + worker.peer() + ": closed by the peer");
 }
 
 BOOST_AUTO_TEST_CASE(frames_wait_for_a_full_mailbox_and_keep_their_order) {
   shared_pair p{10};
-  inbox at_master;
-  at_master.attach(*p.master);
+  p.at_master.attach(*p.master);
   // Five frames before the worker's end reads any: one in the mailbox, the
   // others queued until the worker takes it.
   for (char i = 0; i < 5; ++i)
     p.master->send(frame_kind::params, {i}, iota_floats(10, i));
-  inbox at_worker;
-  at_worker.attach(*p.worker);
-  BOOST_REQUIRE(at_worker.wait_frames(5));
+  p.at_worker.attach(*p.worker);
+  BOOST_REQUIRE(p.at_worker.wait_frames(5));
   for (char i = 0; i < 5; ++i) {
-    BOOST_TEST(at_worker.frames[i].meta == std::vector<char>{i});
-    BOOST_TEST(to_vector(at_worker.frames[i].values)
+    BOOST_TEST(p.at_worker.frames[i].meta == std::vector<char>{i});
+    BOOST_TEST(to_vector(p.at_worker.frames[i].values)
                == to_vector(iota_floats(10, i)));
   }
   // The worker's end goes away: the master's end notices at once (it
   // waits on the mailbox and looks at the socket every 10 ms).
   auto t0 = link_clock::now();
   p.worker.reset();
-  BOOST_TEST(at_master.wait_closed()
+  BOOST_TEST(p.at_master.wait_closed()
              == "tensor link to " + p.master->peer() + ": closed by the peer");
   BOOST_TEST((link_clock::now() - t0 < 1s));
 }
@@ -600,12 +600,12 @@ BOOST_AUTO_TEST_CASE(a_switch_needs_a_segment) {
   uint32_t switch_head[8] = {0x464c4d44, 3, 0, 0, 0, 0, 0, 0};
   uint32_t params_head[8] = {0x464c4d44, 1, 0, 0, 0, 0, 0, 0};
   for (size_t offer : {size_t{0}, size_t{10}}) {
+    inbox box; // outlives the link, whose reader reports to it
     auto c = tensor_link::connect("127.0.0.1", port, link_hello{version, 1},
                                   2000ms, offer);
     BOOST_REQUIRE(c);
     int fd = ::accept(lfd, nullptr, nullptr);
     BOOST_REQUIRE(fd >= 0);
-    inbox box;
     box.attach(**c);
     if (offer == 0) {
       raw_write(fd, switch_head, sizeof(switch_head));
@@ -633,26 +633,25 @@ BOOST_AUTO_TEST_CASE(a_switch_needs_a_segment) {
 // regions held, the next frame waits until one is released.
 BOOST_AUTO_TEST_CASE(held_regions_are_not_overwritten) {
   shared_pair p{100};
-  inbox at_worker;
-  at_worker.copy = false; // keep the views
-  at_worker.attach(*p.worker);
+  p.at_worker.copy = false; // keep the views
+  p.at_worker.attach(*p.worker);
   for (int i = 0; i < 3; ++i)
     p.master->send(frame_kind::params, {}, iota_floats(100, 10.0f * i));
-  BOOST_REQUIRE(at_worker.wait_frames(2));
+  BOOST_REQUIRE(p.at_worker.wait_frames(2));
   std::this_thread::sleep_for(50ms);
   {
-    std::lock_guard<std::mutex> guard{at_worker.mtx};
-    BOOST_TEST(at_worker.frames.size() == 2u); // the third waits
-    BOOST_TEST(to_vector(at_worker.frames[0].values)
+    std::lock_guard<std::mutex> guard{p.at_worker.mtx};
+    BOOST_TEST(p.at_worker.frames.size() == 2u); // the third waits
+    BOOST_TEST(to_vector(p.at_worker.frames[0].values)
                == to_vector(iota_floats(100, 0.0f)));
-    BOOST_TEST(to_vector(at_worker.frames[1].values)
+    BOOST_TEST(to_vector(p.at_worker.frames[1].values)
                == to_vector(iota_floats(100, 10.0f)));
-    at_worker.frames[0].values = tensor{}; // releases region 0
+    p.at_worker.frames[0].values = tensor{}; // releases region 0
   }
-  BOOST_REQUIRE(at_worker.wait_frames(3));
-  BOOST_TEST(to_vector(at_worker.frames[2].values)
+  BOOST_REQUIRE(p.at_worker.wait_frames(3));
+  BOOST_TEST(to_vector(p.at_worker.frames[2].values)
              == to_vector(iota_floats(100, 20.0f)));
-  BOOST_TEST(to_vector(at_worker.frames[1].values)
+  BOOST_TEST(to_vector(p.at_worker.frames[1].values)
              == to_vector(iota_floats(100, 10.0f)));
 }
 
@@ -661,17 +660,15 @@ BOOST_AUTO_TEST_CASE(held_regions_are_not_overwritten) {
 BOOST_AUTO_TEST_CASE(the_last_frame_before_a_close_arrives) {
   for (int round = 0; round < 20; ++round) {
     shared_pair p{10};
-    inbox at_master;
-    at_master.attach(*p.master);
-    inbox at_worker;
-    at_worker.attach(*p.worker);
+    p.at_master.attach(*p.master);
+    p.at_worker.attach(*p.worker);
     p.master->send(frame_kind::params, {}, iota_floats(10, 0));
-    BOOST_REQUIRE(at_worker.wait_frames(1));
+    BOOST_REQUIRE(p.at_worker.wait_frames(1));
     p.worker->send(frame_kind::gradient, {'g'}, iota_floats(10, 1));
     p.worker.reset();
-    BOOST_REQUIRE(at_master.wait_frames(1));
-    BOOST_TEST(at_master.frames[0].meta == std::vector<char>{'g'});
-    BOOST_TEST(at_master.wait_closed()
+    BOOST_REQUIRE(p.at_master.wait_frames(1));
+    BOOST_TEST(p.at_master.frames[0].meta == std::vector<char>{'g'});
+    BOOST_TEST(p.at_master.wait_closed()
                == "tensor link to " + p.master->peer()
                  + ": closed by the peer");
   }
