@@ -194,10 +194,10 @@ error tensor_link::map_shared(size_t floats) {
   sockaddr_in here{};
   sockaddr_in there{};
   socklen_t len = sizeof(here);
-  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&here), &len);
-  len = sizeof(there);
-  ::getpeername(fd_, reinterpret_cast<sockaddr*>(&there), &len);
-  if (here.sin_addr.s_addr != there.sin_addr.s_addr)
+  socklen_t len2 = sizeof(there);
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&here), &len) != 0
+      || ::getpeername(fd_, reinterpret_cast<sockaddr*>(&there), &len2) != 0
+      || here.sin_addr.s_addr != there.sin_addr.s_addr)
     return make_error(errc::io_error,
                       fmt::format("the worker runs on another host ({})",
                                   peer_));
@@ -337,22 +337,36 @@ tensor tensor_link::region() {
   // Prefer the region not used last: the peer released that one first.
   for (uint32_t k = 0; k < 2; ++k) {
     auto i = (last_region_ + 1 + k) % 2;
-    if (box.busy[i].load(std::memory_order_acquire) == 0)
-      return tensor{segment_, segment_->region(box, i), segment_->floats()};
+    if (box.busy[i].load(std::memory_order_acquire) != 0 || lent_->at(i))
+      continue;
+    // Lent until the last copy of the tensor is gone: no other frame is
+    // copied there meanwhile, and `region` does not hand it out again.
+    lent_->at(i) = true;
+    auto* at = segment_->region(box, i);
+    std::shared_ptr<const void> owner{
+      at,
+      [seg = segment_, lent = lent_, i](const void*) { lent->at(i) = false; }};
+    return tensor{std::move(owner), at, segment_->floats()};
   }
   return {};
 }
 
 int tensor_link::region_for(const pending& p) noexcept {
   auto& box = outbox();
+  auto free = [&](uint32_t i) {
+    auto busy = box.busy[i].load(std::memory_order_acquire);
+    if (busy == 0)
+      return true;
+    blocker_ = &box.busy[i];
+    blocker_seen_ = busy;
+    return false;
+  };
   for (uint32_t i = 0; i < 2; ++i)
     if (p.body.begin() == segment_->region(box, i))
-      return box.busy[i].load(std::memory_order_acquire) == 0
-        ? static_cast<int>(i)
-        : -1; // computed there, but the peer still reads it
+      return free(i) ? static_cast<int>(i) : -1; // lent to this frame
   for (uint32_t k = 0; k < 2; ++k) {
     auto i = (last_region_ + 1 + k) % 2;
-    if (box.busy[i].load(std::memory_order_acquire) == 0)
+    if (!lent_->at(i) && free(i))
       return static_cast<int>(i);
   }
   return -1;
@@ -360,11 +374,22 @@ int tensor_link::region_for(const pending& p) noexcept {
 
 bool tensor_link::try_post(pending& p) {
   auto& box = outbox();
-  if (box.taken.load(std::memory_order_acquire) != posted_)
-    return false; // the peer has not taken the last frame yet
+  auto taken = box.taken.load(std::memory_order_acquire);
+  if (taken != posted_) {
+    // The peer has not taken the last frame yet.
+    blocker_ = &box.taken;
+    blocker_seen_ = taken;
+    return false;
+  }
   int i = -1;
-  if (p.body.size() > 0 && (i = region_for(p)) < 0)
-    return false; // both regions still in use by the peer
+  if (p.body.size() > 0 && (i = region_for(p)) < 0) {
+    if (blocker_ == nullptr) {
+      // Both regions lent to frames being computed: wait for any change.
+      blocker_ = &box.busy[0];
+      blocker_seen_ = box.busy[0].load(std::memory_order_acquire);
+    }
+    return false;
+  }
   auto meta = p.head.size() - header_size;
   box.kind.store(p.kind, std::memory_order_relaxed);
   box.meta.store(static_cast<uint32_t>(meta), std::memory_order_relaxed);
@@ -387,17 +412,16 @@ bool tensor_link::try_post(pending& p) {
 }
 
 void tensor_link::wait_outbox(std::unique_lock<std::mutex>& guard) {
-  auto& box = outbox();
-  // Wait for whatever blocks the front frame: the slot, or a region.
-  auto* word = &box.taken;
-  auto seen = box.taken.load(std::memory_order_acquire);
-  if (seen == posted_) {
-    auto i = (last_region_ + 1) % 2;
-    word = &box.busy[i];
-    seen = 1;
-  }
+  // Wait for the word that kept the front frame back, to change from the
+  // value seen (at most 10 ms: a lent region is released without a wake).
+  auto* word = blocker_;
+  auto seen = blocker_seen_;
+  blocker_ = nullptr;
   guard.unlock();
-  wait(*word, seen, socket_check);
+  if (word != nullptr)
+    wait(*word, seen, socket_check);
+  else
+    std::this_thread::sleep_for(socket_check);
   guard.lock();
 }
 
@@ -567,9 +591,18 @@ error tensor_link::mailbox_frame(link_frame& f) {
       // A frame the peer posted right before it closed comes first.
       if (box.posted.load(std::memory_order_acquire) != taken_)
         return take_frame(f);
-      if (auto why = socket_frame(f))
-        return why;
-      return bad("a frame on the socket after the switch to shared memory");
+      char byte;
+      auto k = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (k > 0)
+        return bad("bytes on the socket after the switch to shared memory");
+      if (k == 0)
+        return make_error(errc::peer_lost,
+                          fmt::format("tensor link to {}: closed by the peer",
+                                      peer_));
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return make_error(errc::peer_lost,
+                          fmt::format("tensor link to {}: {}", peer_,
+                                      errno_text()));
     }
     wait(box.posted, taken_, socket_check);
   }

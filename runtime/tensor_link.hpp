@@ -21,6 +21,7 @@
 // while each is busy cannot deadlock. Receiving runs on a thread of the
 // link too, which hands each frame to a callback.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -103,7 +104,8 @@ public:
   /// floats, and sends all further frames through it (the peer switches
   /// too). Call before `start` and before sending anything.
   /// Returns why not if it cannot (the peer runs on another host, offered
-  /// none, or offered a bad one); the link then keeps using the socket.
+  /// none, or offered a bad one); the link then keeps using the socket. If
+  /// the switch itself cannot be sent, the link is broken as well.
   error map_shared(size_t floats);
 
   /// Returns whether the frames travel through shared memory (on the
@@ -127,8 +129,9 @@ public:
   /// Returns a region of the segment that the peer does not read now, to
   /// compute the next frame's floats in place and then send that tensor (the
   /// one exception to tensors being immutable: write through `begin()`
-  /// before sending). It stays free until this side sends. Empty unless the
-  /// frames travel through shared memory, or if both regions are in use.
+  /// before sending). No other frame uses it, and it is not handed out
+  /// again, while a copy of the tensor lives. Empty unless the frames
+  /// travel through shared memory, or if both regions are in use.
   tensor region();
 
   /// Returns the other end's name, e.g. `"127.0.0.1:40112"`.
@@ -202,6 +205,14 @@ private:
   uint32_t taken_ = 0;
   /// The outbox region of the last frame posted (under the mutex).
   uint32_t last_region_ = 1;
+  /// Outbox regions handed out by `region` and still referred to (shared
+  /// with the tensors' deleters, which may outlive the link).
+  std::shared_ptr<std::array<std::atomic<bool>, 2>>
+    lent_ = std::make_shared<std::array<std::atomic<bool>, 2>>();
+  /// What kept the last frame from being posted, and its value then
+  /// (under the mutex).
+  std::atomic<uint32_t>* blocker_ = nullptr;
+  uint32_t blocker_seen_ = 0;
   size_t max_floats_ = 0;
   /// Buffers of received frames (reader thread only).
   tensor_pool buffers_{4};
