@@ -57,8 +57,8 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
             [=](grad_msg& g) mutable {
               if (collect->failed)
                 return;
-              collect->reduction.add(
-                rank, gradient_part{g.count, g.loss, g.values});
+              collect->reduction.add(rank,
+                                     gradient_part{g.count, g.loss, g.values});
               if (!collect->reduction.complete())
                 return;
               auto& st = self->state;

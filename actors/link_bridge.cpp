@@ -105,9 +105,7 @@ void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node,
         return;
       }
       plan.linked = true;
-      to_worker.send(
-        step_atom_v, std::move(plan),
-        std::move(f.values));
+      to_worker.send(step_atom_v, std::move(plan), std::move(f.values));
     },
     [=](const error& why) { to_node.send(link_atom_v, why.message()); });
 }

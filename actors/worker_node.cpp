@@ -70,10 +70,10 @@ void finish_setup(self_ptr self) {
     }
   }
   if (st.setup.link_port != 0) {
-    auto link = tensor_link::connect(
-      st.opts.master_host, st.setup.link_port,
-      link_hello{protocol_version, st.setup.link_token}, st.opts.timeout,
-      num_params);
+    auto link = tensor_link::connect(st.opts.master_host, st.setup.link_port,
+                                     link_hello{protocol_version,
+                                                st.setup.link_token},
+                                     st.opts.timeout, num_params);
     if (!link)
       return die(self,
                  link.err().message()

@@ -151,8 +151,8 @@ double apply_step_fused(const job_spec& spec, const float* const* parts,
   auto half = n / 2 / 16 * 16;
   // `finish` returns only once the job ran, so it may refer to this frame.
   auto upper = std::make_shared<half_job>([&, t, half] {
-    apply_update_part(spec.opt, lr, opt, t, in, out, parts, nparts, scale,
-                      half, n);
+    apply_update_part(spec.opt, lr, opt, t, in, out, parts, nparts, scale, half,
+                      n);
   });
   runner->start(upper);
   apply_update_part(spec.opt, lr, opt, t, in, out, parts, nparts, scale, 0,
@@ -258,8 +258,7 @@ error shard_computer::compute(model& m, const float* params, uint64_t epoch,
   return compute_to(m, params, epoch, spans, shards, out, out.values.data());
 }
 
-error shard_computer::compute_to(model& m, const float* params,
-                                 uint64_t epoch,
+error shard_computer::compute_to(model& m, const float* params, uint64_t epoch,
                                  const std::vector<row_span>& spans,
                                  const std::vector<shard>& shards,
                                  gradient_sum& out, float* grad) {

@@ -72,7 +72,8 @@ BOOST_AUTO_TEST_CASE(tensor_link_flags) {
   BOOST_TEST(on->tensor_link);
   BOOST_TEST(on->shared_memory);
   BOOST_TEST(on->link_port == 0u);
-  auto tcp = parse({"--role", "master", "--train", "x", "--tensor-link", "tcp"});
+  auto tcp = parse(
+    {"--role", "master", "--train", "x", "--tensor-link", "tcp"});
   BOOST_REQUIRE(tcp);
   BOOST_TEST(tcp->tensor_link);
   BOOST_TEST(!tcp->shared_memory);

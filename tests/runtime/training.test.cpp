@@ -295,8 +295,8 @@ BOOST_AUTO_TEST_CASE(split_update_is_bit_identical) {
       return std::make_pair(params, opt.m);
     };
     auto want = run(nullptr);
-    for (auto m : {test_runner::thread, test_runner::at_once,
-                   test_runner::never}) {
+    for (auto m :
+         {test_runner::thread, test_runner::at_once, test_runner::never}) {
       test_runner runner{m};
       auto got = run(&runner);
       BOOST_TEST_INFO(kind << ", runner mode " << static_cast<int>(m));
@@ -316,9 +316,8 @@ BOOST_AUTO_TEST_CASE(gradient_computed_in_place_is_bit_identical) {
   gradient_sum got;
   got.values = {42.0f};
   std::vector<float> region(t.m->num_params(), -7.0f);
-  BOOST_REQUIRE(
-    !direct.compute_to(*t.m, t.params.data(), 1, t.spans, shards, got,
-                       region.data()));
+  BOOST_REQUIRE(!direct.compute_to(*t.m, t.params.data(), 1, t.spans, shards,
+                                   got, region.data()));
   BOOST_TEST(got.count == want.count);
   BOOST_TEST(got.loss == want.loss);
   BOOST_TEST(region == want.values);
