@@ -93,6 +93,20 @@ const char* resolve(const std::string& host, uint16_t port, sockaddr_in& out) {
   return nullptr;
 }
 
+/// Resolves `host:port` into `addr` and opens a non-blocking TCP socket;
+/// returns it, or -1 with the reason in `why`.
+int open_socket(const std::string& host, uint16_t port, sockaddr_in& addr,
+                std::string& why) {
+  if (auto err = resolve(host, port, addr)) {
+    why = err;
+    return -1;
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    why = errno_text();
+  return fd;
+}
+
 /// No Nagle delay. (Sockets stay non-blocking: every send and receive passes
 /// MSG_DONTWAIT and waits in poll.)
 void tune(int fd) {
@@ -237,11 +251,10 @@ tensor_link::connect(const std::string& host, uint16_t port, link_hello hello,
                       fmt::format("tensor link to {}: {}", where, what));
   };
   sockaddr_in addr{};
-  if (auto why = resolve(host, port, addr))
-    return fail(why);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  std::string why;
+  int fd = open_socket(host, port, addr, why);
   if (fd < 0)
-    return fail(errno_text());
+    return fail(why);
   auto deadline = link_clock::now() + timeout;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     if (errno != EINPROGRESS) {
@@ -329,51 +342,54 @@ mailbox& tensor_link::inbox() noexcept {
   return accepting_ ? segment_->up() : segment_->down();
 }
 
-tensor tensor_link::region() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (!shared())
-    return {};
+int tensor_link::free_region() noexcept {
   auto& box = outbox();
   // Prefer the region not used last: the peer released that one first.
   for (uint32_t k = 0; k < 2; ++k) {
     auto i = (last_region_ + 1 + k) % 2;
-    if (box.busy[i].load(std::memory_order_acquire) != 0 || lent_->at(i))
-      continue;
-    // Lent until the last copy of the tensor is gone: no other frame is
-    // copied there meanwhile, and `region` does not hand it out again.
-    lent_->at(i) = true;
-    auto* at = segment_->region(box, i);
-    std::shared_ptr<const void> owner{
-      at,
-      [seg = segment_, lent = lent_, i](const void*) { lent->at(i) = false; }};
-    return tensor{std::move(owner), at, segment_->floats()};
-  }
-  return {};
-}
-
-int tensor_link::region_for(const pending& p) noexcept {
-  auto& box = outbox();
-  auto free = [&](uint32_t i) {
-    auto busy = box.busy[i].load(std::memory_order_acquire);
-    if (busy == 0)
-      return true;
-    blocker_ = &box.busy[i];
-    blocker_seen_ = busy;
-    return false;
-  };
-  for (uint32_t i = 0; i < 2; ++i)
-    if (p.body.begin() == segment_->region(box, i))
-      return free(i) ? static_cast<int>(i) : -1; // lent to this frame
-  for (uint32_t k = 0; k < 2; ++k) {
-    auto i = (last_region_ + 1 + k) % 2;
-    if (!lent_->at(i) && free(i))
+    if (!lent_->at(i) && box.busy[i].load(std::memory_order_acquire) == 0)
       return static_cast<int>(i);
   }
   return -1;
 }
 
+tensor tensor_link::region() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!shared())
+    return {};
+  auto i = free_region();
+  if (i < 0)
+    return {};
+  // Lent until the last copy of the tensor is gone: no other frame is
+  // copied there meanwhile, and `region` does not hand it out again.
+  auto r = static_cast<uint32_t>(i);
+  lent_->at(r) = true;
+  auto* at = segment_->region(outbox(), r);
+  std::shared_ptr<const void> owner{at,
+                                    [seg = segment_, lent = lent_,
+                                     r](const void*) { lent->at(r) = false; }};
+  return tensor{std::move(owner), at, segment_->floats()};
+}
+
+int tensor_link::region_for(const pending& p) noexcept {
+  auto& box = outbox();
+  for (uint32_t i = 0; i < 2; ++i) {
+    if (p.body.begin() != segment_->region(box, i))
+      continue;
+    // Computed there (lent to this frame); the peer may still read it.
+    auto busy = box.busy[i].load(std::memory_order_acquire);
+    if (busy == 0)
+      return static_cast<int>(i);
+    blocker_ = &box.busy[i];
+    blocker_seen_ = busy;
+    return -1;
+  }
+  return free_region();
+}
+
 bool tensor_link::try_post(pending& p) {
   auto& box = outbox();
+  blocker_ = nullptr;
   auto taken = box.taken.load(std::memory_order_acquire);
   if (taken != posted_) {
     // The peer has not taken the last frame yet.
@@ -384,9 +400,10 @@ bool tensor_link::try_post(pending& p) {
   int i = -1;
   if (p.body.size() > 0 && (i = region_for(p)) < 0) {
     if (blocker_ == nullptr) {
-      // Both regions lent to frames being computed: wait for any change.
-      blocker_ = &box.busy[0];
-      blocker_seen_ = box.busy[0].load(std::memory_order_acquire);
+      // Both regions in use: wait for the one the peer got first.
+      auto j = (last_region_ + 1) % 2;
+      blocker_ = &box.busy[j];
+      blocker_seen_ = box.busy[j].load(std::memory_order_acquire);
     }
     return false;
   }
@@ -665,11 +682,10 @@ link_listener::open(const std::string& host, uint16_t port, uint32_t protocol) {
                                   host, port, what));
   };
   sockaddr_in addr{};
-  if (auto why = resolve(host, port, addr))
-    return fail(why);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  std::string why;
+  int fd = open_socket(host, port, addr, why);
   if (fd < 0)
-    return fail(errno_text());
+    return fail(why);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   socklen_t len = sizeof(addr);

@@ -156,6 +156,9 @@ private:
   mailbox& outbox() noexcept;
   mailbox& inbox() noexcept;
 
+  /// Returns an outbox region neither lent nor read by the peer, or -1.
+  int free_region() noexcept;
+
   /// Returns the free region for `p`'s floats (the one they are in, if
   /// they were computed in place), or -1 if there is none now.
   int region_for(const pending& p) noexcept;
