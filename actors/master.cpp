@@ -1,7 +1,5 @@
 #include "actors/master.hpp"
 
-#include <random>
-
 #include <fmt/format.h>
 
 #include <caf/all.hpp>
@@ -778,7 +776,7 @@ void start(self_ptr self) {
   // While the workers wait for the next step their threads are free: one
   // of them takes half of the update.
   auto& sys = self->home_system();
-  if (st.setup.update_helper && sys.scheduler().num_workers() > 1)
+  if (sys.scheduler().num_workers() > 1)
     st.helper = std::make_unique<scheduler_runner>(sys);
   st.plan = shard_plan{st.setup.rows, st.setup.shards};
   std::vector<int32_t> ranks;
@@ -874,15 +872,6 @@ std::vector<uint32_t> shards_of(self_ptr self, int32_t r) {
   return result;
 }
 
-/// Returns a random, non-zero token for a tensor link.
-uint64_t fresh_token() {
-  std::random_device dev;
-  uint64_t x = 0;
-  while (x == 0)
-    x = (static_cast<uint64_t>(dev()) << 32) ^ dev();
-  return x;
-}
-
 caf::result<job_setup>
 join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   auto& st = self->state;
@@ -914,7 +903,7 @@ join_remote_worker(self_ptr self, const member_info& info, caf::actor node) {
   js.shipped = info.fingerprint.empty();
   if (st.setup.links) {
     js.link_port = st.setup.links->port();
-    js.link_token = fresh_token();
+    js.link_token = random_token();
     st.link_tokens[r] = js.link_token;
   }
   st.partial[r] = js.shipped;

@@ -85,9 +85,6 @@ struct master_setup {
   std::shared_ptr<link_listener> links;
   /// Whether tensor links of workers on this host use shared memory.
   bool shared_memory = true;
-  /// Whether large updates run half on another scheduler thread, if the
-  /// actor system has more than one.
-  bool update_helper = true;
 };
 
 /// State of the master.

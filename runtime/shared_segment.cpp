@@ -41,15 +41,15 @@ size_t segment_bytes(size_t floats) {
   return page + 2 * mailbox_bytes + 4 * region_bytes(floats);
 }
 
-uint64_t fresh_nonce() {
+} // namespace
+
+uint64_t random_token() {
   std::random_device rd;
   uint64_t x = 0;
   while (x == 0)
     x = (uint64_t{rd()} << 32) ^ rd();
   return x;
 }
-
-} // namespace
 
 shared_segment::shared_segment(int fd, void* base, size_t bytes, size_t floats,
                                uint64_t nonce)
@@ -117,7 +117,7 @@ shared_segment::create(size_t floats, uint64_t token) {
     ::close(fd);
     return err;
   }
-  auto nonce = fresh_nonce();
+  auto nonce = random_token();
   segment_header h{segment_magic, 0, token, nonce, floats};
   std::memcpy(base, &h, sizeof(h));
   return std::unique_ptr<shared_segment>{

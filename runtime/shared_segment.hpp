@@ -66,6 +66,9 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free
                 && sizeof(std::atomic<uint32_t>) == sizeof(uint32_t),
               "futex words must be plain 32-bit words");
 
+/// Returns a random, non-zero 64-bit value (a link token, a segment nonce).
+uint64_t random_token();
+
 /// Wakes the threads (of any process) that wait for `word` to change.
 void wake(std::atomic<uint32_t>& word);
 
