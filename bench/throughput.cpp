@@ -1,16 +1,31 @@
 // Training throughput on Fashion-MNIST: the single-threaded reference loop
 // against local mode with 1, 2 and 4 shard-workers, in one run.
 //
+// The "2 threads" column is what two bare threads reach with the same
+// data-parallel step and no runtime at all: each thread computes its half of
+// the batch (rows gathered ahead, as the workers do), the update runs split
+// over both, and the threads meet at spinning barriers instead of messages.
+// It ends with the same parameter bits as local mode with 2 workers (checked
+// on every run), so "2w/2t" is what the actor runtime keeps of what two
+// threads get from the machine.
+//
 // Usage: dml-bench-throughput [--epochs N] [--models softmax|mlp]
 //                             [--batches 64,128,256] [--repeat R]
 // Each cell is the median of R runs (default 1), the configurations of one
 // batch size interleaved run by run, so that a slow spell of a shared
-// machine does not fall on one column only.
+// machine does not fall on one column only. Every run is a fresh process
+// (this program with `--run KIND`): where the heap put the big buffers
+// changes the speed of the same code by up to a third, so no run inherits
+// the heap of another.
 // Prints a Markdown table of training samples per second (training time
 // only: no loading, no evaluation).
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +38,7 @@
 #include "actors/errors.hpp"
 #include "actors/local.hpp"
 #include "actors/messages.hpp"
+#include "runtime/sha256.hpp"
 #include "runtime/training.hpp"
 
 using namespace dml;
@@ -45,19 +61,141 @@ job_spec make_spec(const std::string& model, uint64_t batch, uint32_t epochs) {
   return s;
 }
 
-double loop_rate(const job_spec& spec, const prepared_data& data,
-                 const model_registry& models) {
+/// A run's speed and final parameters.
+struct rate_and_bits {
+  double samples_per_s = 0;
+  std::string params_sha256;
+};
+
+rate_and_bits loop_rate(const job_spec& spec, const prepared_data& data,
+                        const model_registry& models) {
   auto out = train_single_threaded(spec, data, models);
   if (!out) {
     fmt::print(stderr, "error: {}\n", out.err().message());
     std::exit(1);
   }
-  return static_cast<double>(out->samples) / out->train_seconds;
+  auto& params = out->model.params;
+  return {static_cast<double>(out->samples) / out->train_seconds,
+          to_hex(sha256_of(params.data(), params.size() * sizeof(float)))};
 }
 
-double local_rate(job_spec spec, const prepared_data& data,
-                  const model_registry& models, const actor_registry& actors,
-                  uint32_t workers) {
+/// A half update handed to the other thread of `bound_rate`, which polls
+/// for it while it waits.
+class spin_runner final : public half_runner {
+public:
+  void start(std::shared_ptr<half_job> job) override {
+    held_ = std::move(job);
+    slot_.store(held_.get(), std::memory_order_release);
+  }
+
+  /// Runs the job handed over, if any.
+  void poll() {
+    if (auto* job = slot_.exchange(nullptr, std::memory_order_acq_rel))
+      job->try_run();
+  }
+
+private:
+  std::shared_ptr<half_job> held_;
+  std::atomic<half_job*> slot_{nullptr};
+};
+
+void pause_once() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+void must(const error& err) {
+  if (err) {
+    fmt::print(stderr, "error: {}\n", err.message());
+    std::exit(1);
+  }
+}
+
+/// The 2-worker step of local mode on two bare threads (see the top).
+rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
+                           const model_registry& models) {
+  auto make = [&] {
+    auto m = models.make(data.config);
+    if (!m) {
+      fmt::print(stderr, "error: {}\n", m.err().message());
+      std::exit(1);
+    }
+    return std::move(*m);
+  };
+  auto m0 = make();
+  auto m1 = make();
+  auto params = m0->init(spec.seed);
+  auto n = params.size();
+  auto opt = make_optimizer_state(spec.opt, n);
+  auto rows = data.train->rows;
+  job_spec two = spec;
+  two.workers = 2;
+  shard_plan plan{rows, shard_count(two, rows)};
+  plan.assign_round_robin({0, 1});
+  shard_computer c0{data.train, spec.seed};
+  shard_computer c1{data.train, spec.seed};
+  gradient_sum g0;
+  gradient_sum g1;
+  spin_runner runner;
+  // Rank 1's orders, posted by rank 0: a step number to run, then done.
+  std::atomic<uint64_t> go{0};
+  std::atomic<uint64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::vector<row_span> spans1;
+  uint64_t epoch = 0;
+  std::thread rank1{[&] {
+    for (uint64_t seen = 0;;) {
+      while (go.load(std::memory_order_acquire) == seen) {
+        if (stop.load(std::memory_order_acquire))
+          return;
+        runner.poll();
+        pause_once();
+      }
+      seen = go.load(std::memory_order_acquire);
+      must(c1.compute(*m1, params.data(), epoch, spans1, plan.shards(), g1));
+      done.store(seen, std::memory_order_release);
+      auto next = next_spans(spans1, plan.shards());
+      if (!next.empty())
+        c1.prepare(epoch, next, plan.shards());
+    }
+  }};
+  uint64_t samples = 0;
+  double secs = 0;
+  for (uint32_t e = 0; e < spec.epochs; ++e) {
+    plan.start_epoch();
+    auto t0 = std::chrono::steady_clock::now();
+    while (!plan.epoch_done()) {
+      auto spans0 = plan.take(0, step_quota(spec.batch_size, 2, 0));
+      spans1 = plan.take(1, step_quota(spec.batch_size, 2, 1));
+      epoch = e;
+      auto id = go.fetch_add(1, std::memory_order_acq_rel) + 1;
+      must(c0.compute(*m0, params.data(), e, spans0, plan.shards(), g0));
+      auto next = next_spans(spans0, plan.shards());
+      if (!next.empty())
+        c0.prepare(e, next, plan.shards());
+      while (done.load(std::memory_order_acquire) != id)
+        pause_once();
+      const float* parts[2] = {g0.values.data(), g1.values.data()};
+      auto progress = static_cast<double>(samples) / static_cast<double>(rows);
+      apply_step_fused(spec, parts, 2, g0.count + g1.count, g0.loss + g1.loss,
+                       progress, params.data(), params.data(), n, opt, &runner);
+      samples += g0.count + g1.count;
+      plan.commit(spans0);
+      plan.commit(spans1);
+    }
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+  }
+  stop.store(true, std::memory_order_release);
+  rank1.join();
+  return {static_cast<double>(samples) / secs,
+          to_hex(sha256_of(params.data(), n * sizeof(float)))};
+}
+
+rate_and_bits local_rate(job_spec spec, const prepared_data& data,
+                         const model_registry& models,
+                         const actor_registry& actors, uint32_t workers) {
   spec.workers = workers;
   local_options o;
   o.spec = spec;
@@ -73,13 +211,65 @@ double local_rate(job_spec spec, const prepared_data& data,
     fmt::print(stderr, "error: {}\n", rec.err().message());
     std::exit(1);
   }
-  return nlohmann::json::parse(*rec)["samples_per_s"].get<double>();
+  auto final = nlohmann::json::parse(*rec);
+  return {final["samples_per_s"].get<double>(),
+          final["params_sha256"].get<std::string>()};
 }
 
 double median(std::vector<double> xs) {
   std::sort(xs.begin(), xs.end());
   auto n = xs.size();
   return n % 2 == 1 ? xs[n / 2] : 0.5 * (xs[n / 2 - 1] + xs[n / 2]);
+}
+
+/// Runs one configuration (`loop`, `1w`, `2w`, `4w` or `2t`) here and
+/// prints its samples/s and parameter hash.
+int run_one(const std::string& kind, const std::string& name, uint64_t batch,
+            uint32_t epochs) {
+  model_registry models;
+  register_builtin_models(models);
+  actor_registry actors;
+  register_builtin_actors(actors);
+  auto spec = make_spec(name, batch, epochs);
+  auto data = prepare_data(spec);
+  if (!data) {
+    fmt::print(stderr, "error: {}\n", data.err().message());
+    return 1;
+  }
+  rate_and_bits r;
+  if (kind == "loop")
+    r = loop_rate(spec, *data, models);
+  else if (kind == "2t")
+    r = threads_rate(spec, *data, models);
+  else if (kind == "1w" || kind == "2w" || kind == "4w")
+    r = local_rate(spec, *data, models, actors,
+                   static_cast<uint32_t>(kind[0] - '0'));
+  else {
+    fmt::print(stderr, "error: --run: unknown configuration '{}'\n", kind);
+    return 2;
+  }
+  fmt::print("{} {}\n", r.samples_per_s, r.params_sha256);
+  return 0;
+}
+
+/// Runs one configuration in a fresh process of this program.
+rate_and_bits run_fresh(const std::string& self, const std::string& kind,
+                        const std::string& name, uint64_t batch,
+                        uint32_t epochs) {
+  auto cmd = fmt::format("'{}' --run {} --models {} --batches {} --epochs {}",
+                         self, kind, name, batch, epochs);
+  std::fflush(stdout);
+  auto* pipe = popen(cmd.c_str(), "r");
+  char line[256] = {};
+  bool got = pipe != nullptr && std::fgets(line, sizeof line, pipe) != nullptr;
+  auto status = pipe != nullptr ? pclose(pipe) : -1;
+  char sha[65] = {};
+  double rate = 0;
+  if (!got || status != 0 || std::sscanf(line, "%lf %64s", &rate, sha) != 2) {
+    fmt::print(stderr, "error: '{}' failed\n", cmd);
+    std::exit(1);
+  }
+  return {rate, sha};
 }
 
 } // namespace
@@ -89,6 +279,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> names{"softmax", "mlp"};
   std::vector<uint64_t> batches{64, 128, 256};
   std::vector<uint64_t> local_batches{128};
+  std::string run;
   int repeat = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--epochs") == 0)
@@ -101,6 +292,8 @@ int main(int argc, char** argv) {
       names = {"mlp"};
     else if (std::strcmp(argv[i], "--repeat") == 0)
       repeat = std::max(1, std::atoi(argv[i + 1]));
+    else if (std::strcmp(argv[i], "--run") == 0)
+      run = argv[i + 1];
     else if (std::strcmp(argv[i], "--batches") == 0) {
       batches.clear();
       std::string list = argv[i + 1];
@@ -114,45 +307,55 @@ int main(int argc, char** argv) {
       local_batches = batches;
     }
   }
-  model_registry models;
-  register_builtin_models(models);
-  actor_registry actors;
-  register_builtin_actors(actors);
+  if (!run.empty())
+    return run_one(run, names.front(), batches.front(), epochs);
+  // This program, by path: the shell that `popen` starts has its own
+  // /proc/self.
+  std::string self = std::filesystem::read_symlink("/proc/self/exe");
   fmt::print(
-    "| model | batch | loop | local 1w | local 2w | local 4w | 1w/loop "
-    "| 2w/loop |\n|---|---|---|---|---|---|---|---|\n");
+    "| model | batch | loop | local 1w | local 2w | local 4w | 2 threads "
+    "| 1w/loop | 2w/loop | 2t/loop | 2w/2t |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (auto& name : names) {
-    auto data = prepare_data(make_spec(name, 128, epochs));
-    if (!data) {
-      fmt::print(stderr, "error: {}\n", data.err().message());
-      return 1;
-    }
     for (uint64_t batch : batches) {
-      auto spec = make_spec(name, batch, epochs);
-      data->config = make_model_config(spec, data->train->cols, 10);
       bool with_local = std::find(local_batches.begin(), local_batches.end(),
                                   batch)
         != local_batches.end();
-      std::vector<double> loops, w1s, w2s, w4s;
+      std::vector<double> loops, w1s, w2s, w4s, twos;
       for (int r = 0; r < repeat; ++r) {
-        loops.push_back(loop_rate(spec, *data, models));
-        if (with_local) {
-          w1s.push_back(local_rate(spec, *data, models, actors, 1));
-          w2s.push_back(local_rate(spec, *data, models, actors, 2));
-          w4s.push_back(local_rate(spec, *data, models, actors, 4));
+        auto fresh = [&](const char* kind) {
+          return run_fresh(self, kind, name, batch, epochs);
+        };
+        loops.push_back(fresh("loop").samples_per_s);
+        if (!with_local)
+          continue;
+        w1s.push_back(fresh("1w").samples_per_s);
+        auto w2 = fresh("2w");
+        w2s.push_back(w2.samples_per_s);
+        w4s.push_back(fresh("4w").samples_per_s);
+        auto two = fresh("2t");
+        if (two.params_sha256 != w2.params_sha256) {
+          fmt::print(stderr,
+                     "error: two bare threads ended with other parameters "
+                     "than local mode ({} against {})\n",
+                     two.params_sha256, w2.params_sha256);
+          return 1;
         }
+        twos.push_back(two.samples_per_s);
       }
       auto loop = median(loops);
       if (with_local) {
         auto w1 = median(w1s);
         auto w2 = median(w2s);
         auto w4 = median(w4s);
-        fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} | "
-                   "{:.2f} |\n",
-                   name, batch, loop, w1, w2, w4, w1 / loop, w2 / loop);
+        auto two = median(twos);
+        fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | "
+                   "{:.2f} | {:.2f} | {:.2f} | {:.2f} |\n",
+                   name, batch, loop, w1, w2, w4, two, w1 / loop, w2 / loop,
+                   two / loop, w2 / two);
       } else {
-        fmt::print("| {} | {} | {:.0f} | - | - | - | - | - |\n", name, batch,
-                   loop);
+        fmt::print("| {} | {} | {:.0f} | - | - | - | - | - | - | - | - |\n",
+                   name, batch, loop);
       }
       std::fflush(stdout);
     }
