@@ -132,6 +132,9 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
   job_spec two = spec;
   two.workers = 2;
   shard_plan plan{rows, shard_count(two, rows)};
+  // The shards' bounds for computing, apart from the plan whose cursors
+  // rank 0 moves while rank 1 gathers (as each worker keeps its own).
+  const auto shards = plan.shards();
   plan.assign_round_robin({0, 1});
   shard_computer c0{data.train, spec.seed};
   shard_computer c1{data.train, spec.seed};
@@ -153,11 +156,13 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
         pause_once();
       }
       seen = go.load(std::memory_order_acquire);
-      must(c1.compute(*m1, params.data(), epoch, spans1, plan.shards(), g1));
+      // Rank 0 rewrites `epoch` and `spans1` once this step is done.
+      auto e = epoch;
+      auto next = next_spans(spans1, shards);
+      must(c1.compute(*m1, params.data(), e, spans1, shards, g1));
       done.store(seen, std::memory_order_release);
-      auto next = next_spans(spans1, plan.shards());
       if (!next.empty())
-        c1.prepare(epoch, next, plan.shards());
+        c1.prepare(e, next, shards);
     }
   }};
   uint64_t samples = 0;
@@ -170,10 +175,10 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
       spans1 = plan.take(1, step_quota(spec.batch_size, 2, 1));
       epoch = e;
       auto id = go.fetch_add(1, std::memory_order_acq_rel) + 1;
-      must(c0.compute(*m0, params.data(), e, spans0, plan.shards(), g0));
-      auto next = next_spans(spans0, plan.shards());
+      must(c0.compute(*m0, params.data(), e, spans0, shards, g0));
+      auto next = next_spans(spans0, shards);
       if (!next.empty())
-        c0.prepare(e, next, plan.shards());
+        c0.prepare(e, next, shards);
       while (done.load(std::memory_order_acquire) != id)
         pause_once();
       const float* parts[2] = {g0.values.data(), g1.values.data()};
@@ -226,6 +231,14 @@ double median(std::vector<double> xs) {
 /// prints its samples/s and parameter hash.
 int run_one(const std::string& kind, const std::string& name, uint64_t batch,
             uint32_t epochs) {
+  static const char* const kinds[] = {"loop", "1w", "2w", "4w", "2t"};
+  if (std::find(std::begin(kinds), std::end(kinds), kind) == std::end(kinds)) {
+    fmt::print(stderr,
+               "error: --run: unknown configuration '{}' (loop, 1w, 2w, 4w "
+               "or 2t)\n",
+               kind);
+    return 2;
+  }
   model_registry models;
   register_builtin_models(models);
   actor_registry actors;
@@ -241,13 +254,9 @@ int run_one(const std::string& kind, const std::string& name, uint64_t batch,
     r = loop_rate(spec, *data, models);
   else if (kind == "2t")
     r = threads_rate(spec, *data, models);
-  else if (kind == "1w" || kind == "2w" || kind == "4w")
+  else
     r = local_rate(spec, *data, models, actors,
                    static_cast<uint32_t>(kind[0] - '0'));
-  else {
-    fmt::print(stderr, "error: --run: unknown configuration '{}'\n", kind);
-    return 2;
-  }
   fmt::print("{} {}\n", r.samples_per_s, r.params_sha256);
   return 0;
 }
