@@ -11,6 +11,8 @@
 //
 // Usage: dml-bench-throughput [--epochs N] [--models softmax|mlp]
 //                             [--batches 64,128,256] [--repeat R]
+// (local mode at the batch sizes given; by default at 128 only, the loop at
+// 64, 128 and 256).
 // Each cell is the median of R runs (default 1), the configurations of one
 // batch size interleaved run by run, so that a slow spell of a shared
 // machine does not fall on one column only. Every run is a fresh process
@@ -22,11 +24,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -281,6 +285,24 @@ rate_and_bits run_fresh(const std::string& self, const std::string& kind,
   return {rate, sha};
 }
 
+/// Reads `text` as a whole number of at least 1 into `out`; false if it is
+/// none.
+bool positive(const std::string& text, uint64_t& out) {
+  auto* first = text.data();
+  auto* last = first + text.size();
+  auto [ptr, ec] = std::from_chars(first, last, out);
+  return ec == std::errc{} && ptr == last && out >= 1;
+}
+
+/// Ends the program with a one-line usage error.
+[[noreturn]] void usage_error(const std::string& what) {
+  fmt::print(stderr,
+             "error: {} (usage: dml-bench-throughput [--epochs N] [--models "
+             "softmax|mlp] [--batches B,B,...] [--repeat R])\n",
+             what);
+  std::exit(2);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -290,30 +312,46 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> local_batches{128};
   std::string run;
   int repeat = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--epochs") == 0)
-      epochs = static_cast<uint32_t>(std::stoul(argv[i + 1]));
-    else if (std::strcmp(argv[i], "--models") == 0
-             && argv[i + 1] == std::string{"softmax"})
-      names = {"softmax"};
-    else if (std::strcmp(argv[i], "--models") == 0
-             && argv[i + 1] == std::string{"mlp"})
-      names = {"mlp"};
-    else if (std::strcmp(argv[i], "--repeat") == 0)
-      repeat = std::max(1, std::atoi(argv[i + 1]));
-    else if (std::strcmp(argv[i], "--run") == 0)
-      run = argv[i + 1];
-    else if (std::strcmp(argv[i], "--batches") == 0) {
+  for (int i = 1; i < argc; i += 2) {
+    std::string flag = argv[i];
+    if (i + 1 == argc)
+      usage_error(fmt::format("{}: no value", flag));
+    std::string value = argv[i + 1];
+    uint64_t number = 0;
+    auto need_number = [&] {
+      if (!positive(value, number) || number > 1000000)
+        usage_error(
+          fmt::format("{}: '{}' is no number from 1 to 1000000", flag, value));
+    };
+    if (flag == "--epochs") {
+      need_number();
+      epochs = static_cast<uint32_t>(number);
+    } else if (flag == "--repeat") {
+      need_number();
+      repeat = static_cast<int>(number);
+    } else if (flag == "--models") {
+      if (value != "softmax" && value != "mlp")
+        usage_error(
+          fmt::format("--models: '{}' is neither softmax nor mlp", value));
+      names = {value};
+    } else if (flag == "--run") {
+      run = value;
+    } else if (flag == "--batches") {
       batches.clear();
-      std::string list = argv[i + 1];
-      for (size_t pos = 0; pos < list.size();) {
-        auto end = list.find(',', pos);
+      for (size_t pos = 0; pos <= value.size();) {
+        auto end = value.find(',', pos);
         if (end == std::string::npos)
-          end = list.size();
-        batches.push_back(std::stoull(list.substr(pos, end - pos)));
+          end = value.size();
+        uint64_t batch = 0;
+        if (!positive(value.substr(pos, end - pos), batch))
+          usage_error(
+            fmt::format("--batches: '{}' is no list of batch sizes", value));
+        batches.push_back(batch);
         pos = end + 1;
       }
       local_batches = batches;
+    } else {
+      usage_error(fmt::format("unknown flag '{}'", flag));
     }
   }
   if (!run.empty())
