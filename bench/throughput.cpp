@@ -65,6 +65,12 @@ job_spec make_spec(const std::string& model, uint64_t batch, uint32_t epochs) {
   return s;
 }
 
+/// Ends the program after a failed run, with `what` on one line.
+[[noreturn]] void die(const std::string& what) {
+  fmt::print(stderr, "error: {}\n", what);
+  std::exit(1);
+}
+
 /// A run's speed and final parameters.
 struct rate_and_bits {
   double samples_per_s = 0;
@@ -74,16 +80,14 @@ struct rate_and_bits {
 rate_and_bits loop_rate(const job_spec& spec, const prepared_data& data,
                         const model_registry& models) {
   auto out = train_single_threaded(spec, data, models);
-  if (!out) {
-    fmt::print(stderr, "error: {}\n", out.err().message());
-    std::exit(1);
-  }
+  if (!out)
+    die(out.err().message());
   auto& params = out->model.params;
   return {static_cast<double>(out->samples) / out->train_seconds,
           to_hex(sha256_of(params.data(), params.size() * sizeof(float)))};
 }
 
-/// A half update handed to the other thread of `bound_rate`, which polls
+/// A half update handed to the other thread of `threads_rate`, which polls
 /// for it while it waits.
 class spin_runner final : public half_runner {
 public:
@@ -103,17 +107,9 @@ private:
   std::atomic<half_job*> slot_{nullptr};
 };
 
-void pause_once() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 void must(const error& err) {
-  if (err) {
-    fmt::print(stderr, "error: {}\n", err.message());
-    std::exit(1);
-  }
+  if (err)
+    die(err.message());
 }
 
 /// The 2-worker step of local mode on two bare threads (see the top).
@@ -121,10 +117,8 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
                            const model_registry& models) {
   auto make = [&] {
     auto m = models.make(data.config);
-    if (!m) {
-      fmt::print(stderr, "error: {}\n", m.err().message());
-      std::exit(1);
-    }
+    if (!m)
+      die(m.err().message());
     return std::move(*m);
   };
   auto m0 = make();
@@ -157,7 +151,7 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
         if (stop.load(std::memory_order_acquire))
           return;
         runner.poll();
-        pause_once();
+        spin_pause();
       }
       seen = go.load(std::memory_order_acquire);
       // Rank 0 rewrites `epoch` and `spans1` once this step is done.
@@ -184,7 +178,7 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
       if (!next.empty())
         c0.prepare(e, next, shards);
       while (done.load(std::memory_order_acquire) != id)
-        pause_once();
+        spin_pause();
       const float* parts[2] = {g0.values.data(), g1.values.data()};
       auto progress = static_cast<double>(samples) / static_cast<double>(rows);
       apply_step_fused(spec, parts, 2, g0.count + g1.count, g0.loss + g1.loss,
@@ -216,10 +210,8 @@ rate_and_bits local_rate(job_spec spec, const prepared_data& data,
   poll_eagerly(cfg);
   caf::actor_system sys{cfg};
   auto rec = run_local(sys, o, data, models, actors);
-  if (!rec) {
-    fmt::print(stderr, "error: {}\n", rec.err().message());
-    std::exit(1);
-  }
+  if (!rec)
+    die(rec.err().message());
   auto final = nlohmann::json::parse(*rec);
   return {final["samples_per_s"].get<double>(),
           final["params_sha256"].get<std::string>()};
@@ -249,10 +241,8 @@ int run_one(const std::string& kind, const std::string& name, uint64_t batch,
   register_builtin_actors(actors);
   auto spec = make_spec(name, batch, epochs);
   auto data = prepare_data(spec);
-  if (!data) {
-    fmt::print(stderr, "error: {}\n", data.err().message());
-    return 1;
-  }
+  if (!data)
+    die(data.err().message());
   rate_and_bits r;
   if (kind == "loop")
     r = loop_rate(spec, *data, models);
@@ -278,10 +268,8 @@ rate_and_bits run_fresh(const std::string& self, const std::string& kind,
   auto status = pipe != nullptr ? pclose(pipe) : -1;
   char sha[65] = {};
   double rate = 0;
-  if (!got || status != 0 || std::sscanf(line, "%lf %64s", &rate, sha) != 2) {
-    fmt::print(stderr, "error: '{}' failed\n", cmd);
-    std::exit(1);
-  }
+  if (!got || status != 0 || std::sscanf(line, "%lf %64s", &rate, sha) != 2)
+    die(fmt::format("'{}' failed", cmd));
   return {rate, sha};
 }
 

@@ -15,6 +15,13 @@
 
 namespace dml {
 
+/// Tells the core that the calling thread spins on a memory word.
+inline void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 class half_job {
 public:
   explicit half_job(std::function<void()> fn) : fn_(std::move(fn)) {
@@ -43,17 +50,11 @@ public:
       if (spins % 256 == 0)
         std::this_thread::yield();
       else
-        pause();
+        spin_pause();
     }
   }
 
 private:
-  static void pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
-
   std::function<void()> fn_;
   std::atomic<int> state_{0}; // 0: open, 1: running, 2: done
 };
