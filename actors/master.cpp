@@ -88,8 +88,7 @@ void maybe_finish(self_ptr self) {
   rec.test = st.last_test;
   rec.wall_s = seconds_since(st.t_start);
   rec.train_s = st.train_s;
-  rec.params_sha256 = to_hex(
-    sha256_of(params.data(), params.size() * sizeof(float)));
+  rec.params_sha256 = params_sha256(params);
   for (auto& w : st.workers)
     if (w)
       ++rec.workers;

@@ -447,8 +447,7 @@ int run_eval_role(const node_options& o, const model_registry& registry) {
   rec.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now()
                                              - t0)
                  .count();
-  rec.params_sha256 = to_hex(
-    sha256_of(file->params.data(), file->params.size() * sizeof(float)));
+  rec.params_sha256 = params_sha256(file->params);
   out.final(rec);
   return 0;
 }

@@ -82,9 +82,8 @@ rate_and_bits loop_rate(const job_spec& spec, const prepared_data& data,
   auto out = train_single_threaded(spec, data, models);
   if (!out)
     die(out.err().message());
-  auto& params = out->model.params;
   return {static_cast<double>(out->samples) / out->train_seconds,
-          to_hex(sha256_of(params.data(), params.size() * sizeof(float)))};
+          params_sha256(out->model.params)};
 }
 
 /// A half update handed to the other thread of `threads_rate`, which polls
@@ -192,8 +191,7 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
   }
   stop.store(true, std::memory_order_release);
   rank1.join();
-  return {static_cast<double>(samples) / secs,
-          to_hex(sha256_of(params.data(), n * sizeof(float)))};
+  return {static_cast<double>(samples) / secs, params_sha256(params)};
 }
 
 rate_and_bits local_rate(job_spec spec, const prepared_data& data,

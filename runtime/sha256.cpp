@@ -30,6 +30,10 @@ digest sha256_of(const void* data, size_t n) {
   return h.finish();
 }
 
+std::string params_sha256(const std::vector<float>& params) {
+  return to_hex(sha256_of(params.data(), params.size() * sizeof(float)));
+}
+
 std::string to_hex(const digest& d) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string result;

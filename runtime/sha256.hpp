@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dml {
 
@@ -33,5 +34,9 @@ digest sha256_of(const void* data, size_t n);
 
 /// Returns `d` as 64 lowercase hex digits.
 std::string to_hex(const digest& d);
+
+/// Returns the SHA-256 of the bytes of `params`, as hex digits: the
+/// `params_sha256` of the metrics, which equal runs share bit for bit.
+std::string params_sha256(const std::vector<float>& params);
 
 } // namespace dml

@@ -6,6 +6,7 @@
 
 #include "runtime/model_registry.hpp"
 #include "runtime/preprocess.hpp"
+#include "runtime/sha256.hpp"
 
 using namespace dml;
 
@@ -71,6 +72,14 @@ BOOST_AUTO_TEST_CASE(labels_are_checked) {
              == "x: row 2: label 1.5 is outside the model's 3 classes");
   d.targets = {0, 2};
   BOOST_TEST(!check_labels(d, 3));
+}
+
+BOOST_AUTO_TEST_CASE(params_sha256_hashes_the_float_bytes) {
+  // The bytes 00 00 00 00 00 00 80 3f (0.0f, 1.0f little endian), as
+  // `sha256sum` hashes them.
+  BOOST_TEST(
+    params_sha256({0.0f, 1.0f})
+    == "22b6f43bd8d27738d3213f29e96b62d01d9d6c0ab4f9732aaae803186f51eab7");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
