@@ -1,5 +1,6 @@
 #include "runtime/tensor_link.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -460,7 +461,7 @@ void tensor_link::send(frame_kind kind, std::vector<char> meta, tensor values) {
   if (!meta.empty())
     std::memcpy(p.head.data() + header_size, meta.data(), meta.size());
   p.body = std::move(values);
-  std::unique_lock<std::mutex> guard{mtx_};
+  std::lock_guard<std::mutex> guard{mtx_};
   if (broken_ || closing_)
     return;
   p.shared = shared();
@@ -511,6 +512,17 @@ error tensor_link::bad(const std::string& what) const {
                     fmt::format("tensor link to {}: {}", peer_, what));
 }
 
+error tensor_link::check_frame(uint32_t kind, uint64_t meta, uint64_t floats,
+                               uint64_t most_floats) const {
+  if (kind != static_cast<uint32_t>(frame_kind::params)
+      && kind != static_cast<uint32_t>(frame_kind::gradient))
+    return bad(fmt::format("unknown frame kind {}", kind));
+  if (meta > max_meta || floats > most_floats)
+    return bad(
+      fmt::format("a frame of {} metadata bytes and {} floats", meta, floats));
+  return {};
+}
+
 error tensor_link::socket_frame(link_frame& f) {
   auto never = link_clock::time_point::max();
   frame_header h;
@@ -528,14 +540,10 @@ error tensor_link::socket_frame(link_frame& f) {
     f.kind = frame_kind::shared;
     return {};
   }
-  if (h.kind != static_cast<uint32_t>(frame_kind::params)
-      && h.kind != static_cast<uint32_t>(frame_kind::gradient))
-    return bad(fmt::format("unknown frame kind {}", h.kind));
   if (h.flags != 0)
     return bad(fmt::format("unknown frame flags {}", h.flags));
-  if (h.meta > max_meta || h.floats > max_floats_)
-    return bad(fmt::format("a frame of {} metadata bytes and {} floats", h.meta,
-                           h.floats));
+  if (auto why = check_frame(h.kind, h.meta, h.floats, max_floats_))
+    return why;
   if (!accepting_ && segment_ && !shared()) {
     // The master sends on the socket: it did not map the segment (it runs
     // on another host, or was told not to). Free it.
@@ -568,12 +576,10 @@ error tensor_link::take_frame(link_frame& f) {
   auto meta = box.meta.load(std::memory_order_relaxed);
   auto floats = box.floats.load(std::memory_order_relaxed);
   auto region = box.region.load(std::memory_order_relaxed);
-  if (kind != static_cast<uint32_t>(frame_kind::params)
-      && kind != static_cast<uint32_t>(frame_kind::gradient))
-    return bad(fmt::format("unknown frame kind {}", kind));
-  if (meta > max_meta || floats > max_floats_ || floats > segment_->floats())
-    return bad(
-      fmt::format("a frame of {} metadata bytes and {} floats", meta, floats));
+  if (auto why = check_frame(kind, meta, floats,
+                             std::min<uint64_t>(max_floats_,
+                                                segment_->floats())))
+    return why;
   if (floats > 0 && region > 1)
     return bad(fmt::format("a frame in region {}", region));
   f.kind = static_cast<frame_kind>(kind);

@@ -178,6 +178,11 @@ private:
 
   error bad(const std::string& what) const;
 
+  /// Refuses a step frame of another kind, or with more than `max_meta`
+  /// metadata bytes or `most_floats` floats (from the socket or the inbox).
+  error check_frame(uint32_t kind, uint64_t meta, uint64_t floats,
+                    uint64_t most_floats) const;
+
   /// Reads the next frame from the socket into `f`.
   error socket_frame(link_frame& f);
 
