@@ -3,8 +3,8 @@
 # and MLP 784-128-10 on Fashion-MNIST: steps on tensor links through shared
 # memory (the default on one host), on tensor links through their sockets
 # (--tensor-link tcp, as between hosts) and in CAF messages (--tensor-link
-# off), plus the raw TCP ceiling for the bytes a step moves. Each rate is the median of REPEAT runs (default 3),
-# local and distributed runs alternating.
+# off), plus the raw TCP ceiling for the bytes a step moves. Each rate is the
+# median of REPEAT runs (default 3), local and distributed runs alternating.
 #
 # Usage: [REPEAT=N] bench/cluster.sh [BUILD_DIR] [EPOCHS] [BATCH ...]
 set -euo pipefail
@@ -28,6 +28,7 @@ rate() { grep -o '"samples_per_s":[0-9.e+]*' "$1" | tail -n 1 | cut -d: -f2; }
 steps() { grep -o '"steps":[0-9]*' "$1" | tail -n 1 | cut -d: -f2; }
 train_s() { grep -o '"train_s":[0-9.e+]*' "$1" | tail -n 1 | cut -d: -f2; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
 
 # dist OUT LINK FLAGS...: master + 2 worker processes; metrics to OUT.
 dist() {
@@ -85,12 +86,10 @@ for batch in "${batches[@]}"; do
     xfer=$(median < "$dir/xfer")
     raw=$("$tcp" $((params * 4)) 2000 | awk '{ print $8 }')
     printf '| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %d | %s | %s |\n' \
-      "$model" "$batch" "$local_rate" "$shm_rate" \
-      "$(awk -v a="$shm_rate" -v b="$local_rate" 'BEGIN { print a / b }')" \
-      "$link_rate" \
-      "$(awk -v a="$link_rate" -v b="$local_rate" 'BEGIN { print a / b }')" \
-      "$caf_rate" \
-      "$(awk -v a="$caf_rate" -v b="$local_rate" 'BEGIN { print a / b }')" \
+      "$model" "$batch" "$local_rate" \
+      "$shm_rate" "$(ratio "$shm_rate" "$local_rate")" \
+      "$link_rate" "$(ratio "$link_rate" "$local_rate")" \
+      "$caf_rate" "$(ratio "$caf_rate" "$local_rate")" \
       "$bytes" "$xfer" "$raw"
   done
 done

@@ -132,7 +132,6 @@ check_faulted() {
     || fail "accuracy $acc below 0.83"
 }
 
-# local_reference W K: runs the same job in one process.
 # local_reference WORKERS AGGREGATORS [FLAGS...]: the same job in one process.
 local_reference() {
   "$node" --role local --workers "$1" --aggregators "$2" "${flags[@]}" \
