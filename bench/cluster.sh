@@ -8,6 +8,9 @@
 #
 # Usage: [REPEAT=N] bench/cluster.sh [BUILD_DIR] [EPOCHS] [BATCH ...]
 set -euo pipefail
+usage="usage: [REPEAT=N] bench/cluster.sh [BUILD_DIR] [EPOCHS] [BATCH ...]"
+. "$(dirname "$0")/args.sh"
+help_if_asked "$@"
 build="${1:-build}"
 epochs="${2:-2}"
 shift $(( $# > 2 ? 2 : $# ))
@@ -15,6 +18,11 @@ batches=("${@:-128}")
 repeat="${REPEAT:-3}"
 node="$build/apps/dml-node"
 tcp="$build/bench/dml-bench-tcp-copy"
+need_program "$node"
+need_program "$tcp"
+need_count EPOCHS "$epochs"
+need_count REPEAT "$repeat"
+for b in "${batches[@]}"; do need_count BATCH "$b"; done
 data=/usr/share/datasets/fashion-mnist
 dir="$(mktemp -d)"
 pids=()

@@ -11,9 +11,15 @@
 #    --checkpoint-every 1.
 # Usage: bench/recovery.sh [BUILD_DIR] [REPEATS]
 set -euo pipefail
+usage="usage: bench/recovery.sh [BUILD_DIR] [REPEATS]"
+. "$(dirname "$0")/args.sh"
+help_if_asked "$@"
+[ $# -le 2 ] || usage_error "too many arguments"
 build="${1:-build}"
 repeats="${2:-3}"
 node="$build/apps/dml-node"
+need_program "$node"
+need_count REPEATS "$repeats"
 data=/usr/share/datasets/fashion-mnist
 train="$data/train-images-idx3-ubyte.gz"
 dir="$(mktemp -d)"

@@ -6,10 +6,13 @@
 // Prints: bytes, rounds, seconds, MB/s (both directions counted), round
 // trips per second.
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -43,15 +46,44 @@ bool recv_all(int fd, char* p, size_t n) {
   return true;
 }
 
+constexpr const char* usage = "usage: dml-bench-tcp-copy BYTES [ROUNDS]";
+
+/// Reads `text` as a whole number from 1 to `max`; false if it is none.
+bool in_range(const char* text, uint64_t max, uint64_t& out) {
+  auto* last = text + std::strlen(text);
+  auto [ptr, ec] = std::from_chars(text, last, out);
+  return ec == std::errc{} && ptr == last && out >= 1 && out <= max;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: dml-bench-tcp-copy BYTES [ROUNDS]\n");
+  if (argc == 2
+      && (std::strcmp(argv[1], "--help") == 0
+          || std::strcmp(argv[1], "-h") == 0)) {
+    std::printf("%s\n", usage);
+    return 0;
+  }
+  if (argc < 2 || argc > 3) {
+    std::fprintf(stderr, "error: %s (%s)\n",
+                 argc < 2 ? "no BYTES" : "too many arguments", usage);
     return 2;
   }
-  size_t bytes = std::strtoull(argv[1], nullptr, 10);
-  int rounds = argc > 2 ? std::atoi(argv[2]) : 200;
+  // Up to 1 GiB per message, up to a million round trips.
+  uint64_t bytes = 0;
+  uint64_t rounds = 200;
+  if (!in_range(argv[1], uint64_t{1} << 30, bytes)) {
+    std::fprintf(stderr,
+                 "error: BYTES: '%s' is no number from 1 to %llu (%s)\n",
+                 argv[1], 1ULL << 30, usage);
+    return 2;
+  }
+  if (argc > 2 && !in_range(argv[2], 1000000, rounds)) {
+    std::fprintf(stderr,
+                 "error: ROUNDS: '%s' is no number from 1 to 1000000 (%s)\n",
+                 argv[2], usage);
+    return 2;
+  }
   int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -69,7 +101,7 @@ int main(int argc, char** argv) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     std::vector<char> buf(bytes);
-    for (int i = 0; i < rounds; ++i)
+    for (uint64_t i = 0; i < rounds; ++i)
       if (!recv_all(fd, buf.data(), bytes) || !send_all(fd, buf.data(), bytes))
         break;
     ::close(fd);
@@ -84,18 +116,25 @@ int main(int argc, char** argv) {
   std::vector<char> out(bytes, 'x');
   std::vector<char> in(bytes);
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < rounds; ++i)
-    if (!send_all(fd, out.data(), bytes) || !recv_all(fd, in.data(), bytes))
-      return 1;
+  bool ok = true;
+  for (uint64_t i = 0; ok && i < rounds; ++i)
+    ok = send_all(fd, out.data(), bytes) && recv_all(fd, in.data(), bytes);
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now()
                                             - t0)
                 .count();
-  echo.join();
   ::close(fd);
+  echo.join();
   ::close(lfd);
-  std::printf("bytes %zu rounds %d seconds %.3f MB/s %.1f round_trips/s "
+  if (!ok) {
+    std::fprintf(stderr, "error: the loopback connection broke off\n");
+    return 1;
+  }
+  std::printf("bytes %llu rounds %llu seconds %.3f MB/s %.1f round_trips/s "
               "%.1f\n",
-              bytes, rounds, secs, 2.0 * bytes * rounds / secs / 1e6,
-              rounds / secs);
+              static_cast<unsigned long long>(bytes),
+              static_cast<unsigned long long>(rounds), secs,
+              2.0 * static_cast<double>(bytes) * static_cast<double>(rounds)
+                / secs / 1e6,
+              static_cast<double>(rounds) / secs);
   return 0;
 }

@@ -280,12 +280,13 @@ bool positive(const std::string& text, uint64_t& out) {
   return ec == std::errc{} && ptr == last && out >= 1;
 }
 
+constexpr const char* usage
+  = "usage: dml-bench-throughput [--epochs N] [--models softmax|mlp] "
+    "[--batches B,B,...] [--repeat R]";
+
 /// Ends the program with a one-line usage error.
 [[noreturn]] void usage_error(const std::string& what) {
-  fmt::print(stderr,
-             "error: {} (usage: dml-bench-throughput [--epochs N] [--models "
-             "softmax|mlp] [--batches B,B,...] [--repeat R])\n",
-             what);
+  fmt::print(stderr, "error: {} ({})\n", what, usage);
   std::exit(2);
 }
 
@@ -300,6 +301,10 @@ int main(int argc, char** argv) {
   int repeat = 1;
   for (int i = 1; i < argc; i += 2) {
     std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      fmt::print("{}\n", usage);
+      return 0;
+    }
     if (i + 1 == argc)
       usage_error(fmt::format("{}: no value", flag));
     std::string value = argv[i + 1];
