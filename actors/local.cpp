@@ -46,6 +46,40 @@ master_setup make_master_setup(const local_options& opts,
   return ms;
 }
 
+expected<std::vector<caf::actor>>
+join_observers(caf::actor_system& sys, const caf::actor& boss,
+               const actor_registry& actors, actor_context ctx,
+               const std::vector<std::string>& specs) {
+  caf::scoped_actor self{sys};
+  std::vector<caf::actor> result;
+  error failure;
+  for (auto& text : specs) {
+    auto colon = text.find(':');
+    ctx.arg = colon == std::string::npos ? "" : text.substr(colon + 1);
+    auto ob = actors.spawn(actor_kind::observer, text.substr(0, colon), sys,
+                           ctx);
+    if (!ob) {
+      failure = ob.err();
+      break;
+    }
+    result.push_back(*ob);
+    self
+      ->request(boss, caf::infinite, join_atom_v,
+                member_info{"observer", protocol_version, {}}, *ob)
+      .receive([](int32_t) {},
+               [&](caf::error& err) {
+                 failure = make_error(errc::bad_config, describe(err));
+               });
+    if (failure)
+      break;
+  }
+  if (!failure)
+    return result;
+  for (auto& ob : result)
+    self->send(ob, stop_atom_v);
+  return failure;
+}
+
 expected<std::string>
 run_local(caf::actor_system& sys, const local_options& opts,
           const prepared_data& data, const model_registry& models,
@@ -94,22 +128,12 @@ run_local(caf::actor_system& sys, const local_options& opts,
     ctx.test = nullptr;
     ctx.instance = nullptr;
   }
-  for (auto& spec_text : opts.observers) {
-    auto colon = spec_text.find(':');
-    auto name = spec_text.substr(0, colon);
-    ctx.arg = colon == std::string::npos ? "" : spec_text.substr(colon + 1);
-    auto ob = actors.spawn(actor_kind::observer, name, sys, ctx);
-    if (!ob) {
-      stop_all();
-      return ob.err();
-    }
-    members.push_back(*ob);
-    self
-      ->request(boss, caf::infinite, join_atom_v,
-                member_info{"observer", protocol_version, {}}, *ob)
-      .receive([](int32_t) {}, on_error);
+  auto observers = join_observers(sys, boss, actors, ctx, opts.observers);
+  if (!observers) {
+    stop_all();
+    return observers.err();
   }
-  ctx.arg.clear();
+  members.insert(members.end(), observers->begin(), observers->end());
   for (uint32_t r = 0; r < spec.workers && !failure; ++r) {
     auto m = make();
     if (!m)

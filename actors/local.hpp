@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -47,6 +48,14 @@ void poll_eagerly(caf::actor_system_config& cfg);
 master_setup make_master_setup(const local_options& opts,
                                const prepared_data& data,
                                std::shared_ptr<model> instance);
+
+/// Spawns the observers `specs` (each `name` or `name:arg`, made by
+/// `actors` with `ctx` and the arg) and joins each to the master `boss`.
+/// Returns them; on an error, stops the ones spawned so far.
+expected<std::vector<caf::actor>>
+join_observers(caf::actor_system& sys, const caf::actor& boss,
+               const actor_registry& actors, actor_context ctx,
+               const std::vector<std::string>& specs);
 
 /// Spawns the whole graph (master, `spec.workers` shard-workers,
 /// `spec.aggregators` aggregators, an evaluator when there is a test set,

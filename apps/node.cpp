@@ -220,6 +220,12 @@ int run_master_role(node_options o, const model_registry& registry,
     locals.push_back(*ev);
     self->send(boss, join_atom_v, *ev);
   }
+  actor_context observed;
+  observed.spec = lo.spec;
+  auto observers = join_observers(sys, boss, actors, observed, o.observers);
+  if (!observers)
+    return stop_locals(), fail(observers.err());
+  locals.insert(locals.end(), observers->begin(), observers->end());
   auto host = endpoint->first;
   // SO_REUSEADDR: a master restarted after a crash can listen on its port
   // again while connections of the old one linger in TIME_WAIT.
@@ -324,10 +330,16 @@ int run_worker(const node_options& o, const model_registry& registry) {
   }
 }
 
-int run_aggregator(const node_options& o, caf::actor_system& sys,
-                   caf::actor boss) {
-  auto agg = sys.spawn(aggregator,
-                       std::chrono::milliseconds(o.step_timeout_ms));
+int run_aggregator(const node_options& o, const actor_registry& actors,
+                   caf::actor_system& sys, caf::actor boss) {
+  // The job spec is the master's; an aggregator process knows only its
+  // deadline when it starts.
+  actor_context ctx;
+  ctx.step_timeout = std::chrono::milliseconds(o.step_timeout_ms);
+  auto made = actors.spawn(actor_kind::aggregator, o.aggregator_type, sys, ctx);
+  if (!made)
+    return fail(made.err());
+  auto agg = *made;
   caf::scoped_actor self{sys};
   error failure;
   self
@@ -470,7 +482,7 @@ int run_node(int argc, const char* const* argv, const model_registry& models,
   if (opts->role == "worker")
     return run_worker(*opts, models);
   return run_member(*opts, [&](caf::actor_system& sys, caf::actor boss) {
-    return run_aggregator(*opts, sys, std::move(boss));
+    return run_aggregator(*opts, actors, sys, std::move(boss));
   });
 }
 

@@ -1,11 +1,16 @@
 #include "apps/node_options.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include "actors/remote.hpp"
+
+#include "actors/remote.hpp"
 
 namespace dml {
 
@@ -29,6 +34,112 @@ expected<std::vector<size_t>> parse_layers(const std::string& text) {
   return result;
 }
 
+namespace {
+
+/// The one-line message for a CLI11 error; one about a config file names
+/// the file and the key.
+std::string parse_error_text(const CLI::ParseError& e,
+                             const CLI::Option& config) {
+  std::string what = e.what();
+  if (e.get_name() != "ConfigError" || config.count() == 0)
+    return what;
+  // CLI11 says "INI was not able to parse KEY"; a section header comes as
+  // "NAME.++".
+  const std::string prefix = "INI was not able to parse ";
+  if (what.rfind(prefix, 0) != 0)
+    return fmt::format("--config {}: {}", config.results().front(), what);
+  auto key = what.substr(prefix.size());
+  const std::string section = ".++";
+  if (key.size() > section.size()
+      && key.compare(key.size() - section.size(), section.size(), section) == 0)
+    return fmt::format("--config {}: unknown section [{}] (keys go at the "
+                       "top, named like the long flags)",
+                       config.results().front(),
+                       key.substr(0, key.size() - section.size()));
+  return fmt::format("--config {}: unknown key '{}' (keys are named like the "
+                     "long flags, e.g. batch-size)",
+                     config.results().front(), key);
+}
+
+/// The flags that only some roles use, with those roles. A worker or an
+/// aggregator takes the job spec from the master, so the training flags
+/// belong to the master (or local mode) only.
+const std::vector<
+  std::pair<std::vector<const char*>, std::vector<const char*>>>&
+role_flags() {
+  static const std::vector<
+    std::pair<std::vector<const char*>, std::vector<const char*>>>
+    table = {
+      {{"--train",
+        "--standardize",
+        "--task",
+        "--model",
+        "--hidden",
+        "--activation",
+        "--l2",
+        "--optimizer",
+        "--lr",
+        "--momentum",
+        "--nesterov",
+        "--schedule",
+        "--lr-decay",
+        "--lr-decay-epochs",
+        "--min-lr",
+        "--epochs",
+        "--batch-size",
+        "--shards",
+        "--seed",
+        "--workers",
+        "--aggregators",
+        "--model-out",
+        "--min-workers",
+        "--join-timeout",
+        "--evaluator-type",
+        "--observer"},
+       {"local", "master"}},
+      {{"--checkpoint-dir", "--checkpoint-every", "--checkpoint-keep",
+        "--resume"},
+       {"local", "master"}},
+      {{"--test", "--format", "--label-column", "--metrics-out"},
+       {"local", "master", "eval"}},
+      {{"--model-in", "--predictions-out"}, {"eval"}},
+      {{"--aggregator-type"}, {"local", "aggregator"}},
+      {{"--listen", "--port-file", "--tensor-link", "--link-port"}, {"master"}},
+      {{"--master", "--connect-timeout"}, {"worker", "aggregator"}},
+      {{"--data", "--reconnect-timeout"}, {"worker"}},
+      {{"--inject"}, {"local", "worker"}},
+      {{"--heartbeat", "--peer-timeout", "--app-id"},
+       {"master", "worker", "aggregator"}},
+      {{"--step-timeout"}, {"local", "master", "worker", "aggregator"}},
+    };
+  return table;
+}
+
+/// An error naming the first flag given (on the command line or in a config
+/// file) to a role that would ignore it.
+error check_roles(const CLI::App& app, const std::string& role) {
+  for (auto& [flags, roles] : role_flags()) {
+    if (std::find(roles.begin(), roles.end(), role) != roles.end())
+      continue;
+    for (auto* flag : flags) {
+      if (app.get_option(flag)->count() == 0)
+        continue;
+      std::string list;
+      for (size_t i = 0; i < roles.size(); ++i)
+        list += std::string{i == 0                    ? ""
+                              : i + 1 == roles.size() ? " or "
+                                                      : ", "}
+          + roles[i];
+      return make_error(errc::bad_config,
+                        fmt::format("{}: only for --role {}, not {}", flag,
+                                    list, role));
+    }
+  }
+  return {};
+}
+
+} // namespace
+
 expected<node_options> parse_node_options(int argc, const char* const* argv) {
   node_options o;
   auto& s = o.spec;
@@ -37,9 +148,10 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   std::string optimizer_name = "sgd";
   std::string schedule_name = "constant";
   CLI::App app{"dml-node: data-parallel training on CAF actors", "dml-node"};
-  app.set_config("--config", "",
-                 "Read flags from a file (INI or TOML keys "
-                 "named like the long flags)");
+  auto* config = app.set_config("--config", "",
+                                "Read flags from a file (INI or TOML keys "
+                                "named like the long flags)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app
     .add_option("--role,-r", o.role, "master, worker, aggregator, local, eval")
     ->required()
@@ -161,8 +273,10 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     o.help_printed = true;
     return o;
   } catch (const CLI::ParseError& e) {
-    return make_error(errc::bad_value, e.what());
+    return make_error(errc::bad_value, parse_error_text(e, *config));
   }
+  if (auto err = check_roles(app, o.role))
+    return err;
   std::string hidden_text;
   for (auto& h : hidden)
     hidden_text += (hidden_text.empty() ? "" : ",") + h;
@@ -190,7 +304,17 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   } else if (o.master.empty()) {
     return make_error(errc::bad_config,
                       "--master: required for --role " + o.role);
+  } else {
+    auto at = parse_endpoint(o.master, "--master");
+    if (!at)
+      return at.err();
+    if (at->second == 0)
+      return make_error(errc::bad_value,
+                        fmt::format("--master: '{}' names port 0", o.master));
   }
+  if (o.role == "master")
+    if (auto at = parse_endpoint(o.listen, "--listen"); !at)
+      return at.err();
   if (o.heartbeat_ms != 0 && o.peer_timeout_ms != 0
       && o.peer_timeout_ms <= 2 * o.heartbeat_ms)
     return make_error(errc::bad_config,
@@ -209,9 +333,6 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   if (!faults)
     return faults.err();
   o.faults = std::move(*faults);
-  if (!o.faults.empty() && o.role != "local" && o.role != "worker")
-    return make_error(errc::bad_config,
-                      "--inject: only for --role local or worker");
   if (o.min_workers == 0)
     return make_error(errc::bad_value, "--min-workers: must be at least 1");
   if (o.min_workers > s.workers && o.resume_dir.empty()
@@ -227,11 +348,6 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     o.checkpoint_every = 100;
   if (o.checkpoint_keep == 0)
     return make_error(errc::bad_value, "--checkpoint-keep: must be at least 1");
-  if ((!o.resume_dir.empty() || !o.checkpoint_dir.empty()) && o.role != "local"
-      && o.role != "master")
-    return make_error(errc::bad_config,
-                      "--checkpoint-dir, --resume: only for --role local or "
-                      "master");
   return o;
 }
 

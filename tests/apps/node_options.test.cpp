@@ -140,13 +140,64 @@ BOOST_AUTO_TEST_CASE(fault_tolerance_flags_parse_and_refuse_nonsense) {
   check({"--role", "local", "--train", "x", "--checkpoint-every", "5"},
         "--checkpoint-every: needs --checkpoint-dir");
   check({"--role", "worker", "--master", "h:1", "--checkpoint-dir", "ck"},
-        "--checkpoint-dir, --resume: only for --role local or master");
+        "--checkpoint-dir: only for --role local or master, not worker");
   check({"--role", "master", "--train", "x", "--inject", "kill:rank=0,step=1"},
-        "--inject: only for --role local or worker");
+        "--inject: only for --role local or worker, not master");
   check({"--role", "local", "--train", "x", "--inject", "kill:rank=0"},
         "--inject 'kill:rank=0': step is required");
   // With --resume the job comes from the checkpoint: no --train needed.
   BOOST_TEST(static_cast<bool>(parse({"--role", "master", "--resume", "ck"})));
+}
+
+BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
+  // A worker or aggregator takes the job from the master: a training flag
+  // given to it would be ignored, so it is an error, as is any flag the
+  // role has no use for.
+  auto check = [](std::vector<const char*> args, const std::string& msg) {
+    auto o = parse(std::move(args));
+    BOOST_REQUIRE(!o);
+    BOOST_TEST(o.err().message() == msg);
+  };
+  check({"--role", "worker", "--master", "h:1", "--epochs", "5"},
+        "--epochs: only for --role local or master, not worker");
+  check({"--role", "aggregator", "--master", "h:1", "--observer", "x"},
+        "--observer: only for --role local or master, not aggregator");
+  check({"--role", "master", "--train", "x", "--aggregator-type", "y"},
+        "--aggregator-type: only for --role local or aggregator, not master");
+  check({"--role", "local", "--train", "x", "--listen", "127.0.0.1:1"},
+        "--listen: only for --role master, not local");
+  check({"--role", "eval", "--model-in", "m", "--test", "t", "--workers=2"},
+        "--workers: only for --role local or master, not eval");
+  check({"--role", "local", "--train", "x", "--heartbeat", "100"},
+        "--heartbeat: only for --role master, worker or aggregator, not local");
+  check({"--role", "worker", "--master", "h:1", "--model-in", "m"},
+        "--model-in: only for --role eval, not worker");
+  // The flags of each role pass.
+  BOOST_TEST(static_cast<bool>(
+    parse({"--role", "aggregator", "--master", "h:1", "--aggregator-type", "y",
+           "--step-timeout", "900", "--heartbeat", "100"})));
+  BOOST_TEST(static_cast<bool>(
+    parse({"--role", "worker", "--master", "h:1", "--data", "d", "--inject",
+           "kill:rank=0,step=1", "--reconnect-timeout", "0"})));
+  BOOST_TEST(static_cast<bool>(
+    parse({"--role", "eval", "--model-in", "m", "--test", "t", "--metrics-out",
+           "x.jsonl", "--predictions-out", "p.txt"})));
+}
+
+BOOST_AUTO_TEST_CASE(addresses_are_checked_with_the_flags) {
+  auto check = [](std::vector<const char*> args, const std::string& msg) {
+    auto o = parse(std::move(args));
+    BOOST_REQUIRE(!o);
+    BOOST_TEST(o.err().message() == msg);
+  };
+  check({"--role", "worker", "--master", "nohost"},
+        "--master: 'nohost' is not HOST:PORT");
+  check({"--role", "aggregator", "--master", "h:0"},
+        "--master: 'h:0' names port 0");
+  check({"--role", "master", "--train", "x", "--listen", "127.0.0.1:99999"},
+        "--listen: '127.0.0.1:99999' is not HOST:PORT");
+  BOOST_TEST(static_cast<bool>(
+    parse({"--role", "master", "--train", "x", "--listen", "0.0.0.0:0"})));
 }
 
 BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
@@ -165,6 +216,24 @@ BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
   BOOST_TEST(o->spec.batch_size == 32u);
   BOOST_TEST(o->spec.epochs == 9u); // the command line wins
   BOOST_TEST(o->spec.hidden == (std::vector<size_t>{64, 32}));
+  // A key no flag has, or one under a section, is an error naming the file
+  // and the key, not a setting silently dropped.
+  auto bad_key = [&](const std::string& text, const std::string& msg) {
+    {
+      std::ofstream out{path};
+      out << "role = local\ntrain = data.csv\n" << text;
+    }
+    auto bad = parse({"--config", path.c_str()});
+    std::filesystem::remove(path);
+    BOOST_REQUIRE(!bad);
+    BOOST_TEST(bad.err().message() == "--config " + path.string() + ": " + msg);
+  };
+  bad_key("batch_size = 64\n",
+          "unknown key 'batch_size' (keys are named like the long flags, "
+          "e.g. batch-size)");
+  bad_key("[job]\nepochs = 1\n",
+          "unknown section [job] (keys go at the top, named like the long "
+          "flags)");
   auto missing = parse({"--config", "/nonexistent/dml.ini"});
   BOOST_REQUIRE(!missing);
   BOOST_TEST(missing.err().message().find("/nonexistent/dml.ini")

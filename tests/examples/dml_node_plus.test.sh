@@ -3,12 +3,22 @@
 # synthetic CSV with 2 workers, logs the epochs with the example observer
 # "csv-logger", and checks the CSV and the final metrics record. Then checks
 # that a bad csv-logger path fails with one line naming it.
+# The same across processes: a master with the observer, 2 worker processes
+# and an aggregator process spawned through the registry by
+# --aggregator-type; an unknown aggregator type fails with one line.
 # Usage: dml_node_plus.test.sh PATH/TO/dml-node-plus
 set -eu
 
 node=$1
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+pids=""
+# Every process started here is stopped by its pid on every way out.
+cleanup() {
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 1' TERM INT
 
 fail() {
   echo "FAIL: $*" >&2
@@ -81,5 +91,51 @@ status=0
   fail "bad observer path: expected one line, got: $(cat "$dir/err.txt")"
 grep -q "$dir/missing/log.csv: cannot create" "$dir/err.txt" ||
   fail "bad observer path: $(cat "$dir/err.txt")"
+
+# Distributed: the observer runs in the master process, the aggregator
+# process spawns its aggregator by registered name. Each process has a
+# deadline of its own.
+"$node" --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
+  --model svm --workers 2 --aggregators 1 --epochs $epochs --batch-size 32 \
+  --lr 0.05 --l2 0.001 --train "$dir/train.csv" --test "$dir/test.csv" \
+  --observer "csv-logger:$dir/dist.csv" --metrics-out "$dir/dist.jsonl" \
+  --quiet >"$dir/master.txt" 2>&1 &
+master=$!
+pids="$master"
+for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.1; done
+[ -s "$dir/port" ] || fail "the master wrote no port file: $(cat "$dir/master.txt")"
+at="127.0.0.1:$(cat "$dir/port")"
+status=0
+timeout 30 "$node" --role aggregator --master "$at" --aggregator-type nope \
+  --quiet >"$dir/bad-agg.txt" 2>&1 || status=$?
+[ "$status" -eq 1 ] || fail "unknown --aggregator-type: exit $status, expected 1"
+[ "$(wc -l <"$dir/bad-agg.txt")" -eq 1 ] &&
+  grep -q "nope" "$dir/bad-agg.txt" ||
+  fail "unknown --aggregator-type: $(cat "$dir/bad-agg.txt")"
+timeout 60 "$node" --role aggregator --master "$at" \
+  --aggregator-type aggregator --quiet >"$dir/agg.txt" 2>&1 &
+pids="$pids $!"
+for r in 0 1; do
+  timeout 60 "$node" --role worker --master "$at" --quiet \
+    >"$dir/worker$r.txt" 2>&1 &
+  pids="$pids $!"
+done
+for p in $pids; do
+  wait "$p" || fail "process $p exited $?: $(cat "$dir"/*.txt)"
+done
+pids=""
+[ -f "$dir/dist.csv" ] || fail "the master's observer wrote no CSV"
+rows=$(($(wc -l <"$dir/dist.csv") - 1))
+[ "$rows" -eq "$epochs" ] ||
+  fail "master's observer: expected $epochs CSV rows, found $rows"
+# Same flags, seed and layout: the same model as local mode would train.
+want=$("$node" --role local --model svm --workers 2 --aggregators 1 \
+  --epochs $epochs --batch-size 32 --lr 0.05 --l2 0.001 \
+  --train "$dir/train.csv" --quiet --metrics-out "$dir/same.jsonl" &&
+  sed -n 's/.*"params_sha256":"\([0-9a-f]*\)".*/\1/p' "$dir/same.jsonl")
+got=$(sed -n 's/.*"params_sha256":"\([0-9a-f]*\)".*/\1/p' "$dir/dist.jsonl" |
+  tail -n 1)
+[ -n "$got" ] && [ "$got" = "$want" ] ||
+  fail "distributed params_sha256 '$got' differs from local '$want'"
 
 echo "ok: $rows epoch rows, test_accuracy $acc"
