@@ -37,9 +37,11 @@ parse_endpoint(const std::string& text, const std::string& flag) {
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
     return bad();
   auto port_text = text.substr(colon + 1);
-  char* end = nullptr;
-  auto port = std::strtoul(port_text.c_str(), &end, 10);
-  if (*end != '\0' || port > 65535)
+  if (port_text.size() > 5
+      || port_text.find_first_not_of("0123456789") != std::string::npos)
+    return bad();
+  auto port = std::strtoul(port_text.c_str(), nullptr, 10);
+  if (port > 65535)
     return bad();
   return std::make_pair(text.substr(0, colon), static_cast<uint16_t>(port));
 }

@@ -1,11 +1,14 @@
 #include "apps/node.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -123,6 +126,55 @@ private:
   std::thread thread_;
 };
 
+/// An error if an output named by the flags could not be written: found
+/// before training, so that nothing trained is lost at the end.
+error check_outputs(const node_options& o) {
+  // Replaced atomically, so regular files only.
+  const std::pair<const std::string*, const char*> files[] = {
+    {&o.model_out, "--model-out"},
+    {&o.predictions_out, "--predictions-out"},
+    {&o.port_file, "--port-file"},
+  };
+  for (auto& [path, flag] : files)
+    if (!path->empty())
+      if (auto err = check_output_path(*path, flag))
+        return err;
+  // Appended to as written: a pipe or /dev/stdout will do.
+  if (!o.metrics_out.empty()) {
+    std::error_code ec;
+    auto st = std::filesystem::status(o.metrics_out, ec);
+    if (std::filesystem::is_directory(st))
+      return make_error(errc::io_error,
+                        fmt::format("--metrics-out {}: is a folder",
+                                    o.metrics_out));
+    if (!std::filesystem::exists(st))
+      if (auto err = check_output_path(o.metrics_out, "--metrics-out"))
+        return err;
+  }
+  if (!o.checkpoint_dir.empty())
+    return make_output_folder(o.checkpoint_dir, "--checkpoint-dir");
+  return {};
+}
+
+/// An error if a job flag given with --resume differs from the job of the
+/// checkpoint `path`: a resumed job keeps its spec.
+error check_same_job(const node_options& o, const job_spec& saved,
+                     const std::string& path) {
+  auto given = nlohmann::json::parse(to_json(o.spec));
+  auto kept = nlohmann::json::parse(to_json(saved));
+  for (auto& flag : o.job_flags_given) {
+    auto key = flag.substr(2);
+    std::replace(key.begin(), key.end(), '-', '_');
+    if (given[key] != kept[key])
+      return make_error(errc::bad_config,
+                        fmt::format("{}: {} differs from the job of {} ({}); "
+                                    "a resumed job keeps its settings",
+                                    flag, given[key].dump(), path,
+                                    kept[key].dump()));
+  }
+  return {};
+}
+
 /// With `--resume DIR`: loads the newest valid checkpoint (warning about
 /// damaged ones) and makes its job spec the job's. Returns null without.
 expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
@@ -139,6 +191,8 @@ expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
                       found->path + ": job spec: " + spec.err().message());
   if (auto err = validate(*spec))
     return make_error(err.code(), found->path + ": " + err.message());
+  if (auto err = check_same_job(o, *spec, found->path))
+    return err;
   o.spec = std::move(*spec);
   if (!o.quiet)
     fmt::print(stderr, "dml-node: resuming from {}\n", found->path);
@@ -168,6 +222,8 @@ local_options local_options_of(const node_options& o,
 
 int run_master_role(node_options o, const model_registry& registry,
                     const actor_registry& actors) {
+  if (auto err = check_outputs(o))
+    return fail(err);
   auto resume = load_resume(o);
   if (!resume)
     return fail(resume.err());
@@ -375,6 +431,8 @@ int run_aggregator(const node_options& o, const actor_registry& actors,
 
 int run_local_role(node_options o, const model_registry& registry,
                    const actor_registry& actors) {
+  if (auto err = check_outputs(o))
+    return fail(err);
   auto resume = load_resume(o);
   if (!resume)
     return fail(resume.err());
@@ -399,6 +457,8 @@ int run_local_role(node_options o, const model_registry& registry,
 }
 
 int run_eval_role(const node_options& o, const model_registry& registry) {
+  if (auto err = check_outputs(o))
+    return fail(err);
   auto file = load_model_file(o.model_in);
   if (!file)
     return fail(file.err());

@@ -1,6 +1,8 @@
 #include "apps/node_options.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -10,14 +12,17 @@
 
 #include "actors/remote.hpp"
 
-#include "actors/remote.hpp"
-
 namespace dml {
 
 expected<std::vector<size_t>> parse_layers(const std::string& text) {
   std::vector<size_t> result;
   if (text.empty())
     return result;
+  if (text.front() == ',' || text.back() == ',')
+    return make_error(errc::bad_value,
+                      fmt::format("--hidden: '{}' is not a list of positive "
+                                  "layer sizes such as 128,64",
+                                  text));
   std::stringstream ss{text};
   std::string item;
   while (std::getline(ss, item, ',')) {
@@ -59,6 +64,46 @@ std::string parse_error_text(const CLI::ParseError& e,
   return fmt::format("--config {}: unknown key '{}' (keys are named like the "
                      "long flags, e.g. batch-size)",
                      config.results().front(), key);
+}
+
+/// A whole number from 0 to `most`, digits only: CLI11 would read "-3"
+/// into an unsigned flag as a huge number, and saturate one too large.
+CLI::Validator whole_number(uint64_t most) {
+  return CLI::Validator(
+    [most](std::string& text) -> std::string {
+      auto bad = [&] {
+        return fmt::format("'{}' is no whole number from 0 to {}", text, most);
+      };
+      if (text.empty()
+          || text.find_first_not_of("0123456789") != std::string::npos)
+        return bad();
+      errno = 0;
+      auto v = std::strtoull(text.c_str(), nullptr, 10);
+      if (errno != 0 || v > most)
+        return bad();
+      return {};
+    },
+    "", "whole number");
+}
+
+/// Flags that only mean something with a setting of another flag.
+struct needs_setting {
+  const char* flag;
+  const char* other;
+  const char* value;
+};
+
+/// The flags that define the job (its `job_spec`), each named like its key
+/// in the spec's JSON (without the dashes, '-' as '_').
+const std::vector<const char*>& job_flags() {
+  static const std::vector<const char*> flags = {
+    "--train",           "--test",     "--format",     "--label-column",
+    "--standardize",     "--task",     "--model",      "--hidden",
+    "--activation",      "--l2",       "--optimizer",  "--lr",
+    "--momentum",        "--nesterov", "--schedule",   "--lr-decay",
+    "--lr-decay-epochs", "--min-lr",   "--batch-size", "--epochs",
+    "--shards",          "--seed",     "--workers",    "--aggregators"};
+  return flags;
 }
 
 /// The flags that only some roles use, with those roles. A worker or an
@@ -143,6 +188,8 @@ error check_roles(const CLI::App& app, const std::string& role) {
 expected<node_options> parse_node_options(int argc, const char* const* argv) {
   node_options o;
   auto& s = o.spec;
+  // A config file's `hidden = 64,32` arrives as two values; the command
+  // line's `--hidden 64,32` as one (checked whole, empty items included).
   std::vector<std::string> hidden;
   std::string activation_name = "relu";
   std::string optimizer_name = "sgd";
@@ -168,8 +215,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   app.add_option("--task", s.task, "auto, classification, regression")
     ->check(CLI::IsMember({"auto", "classification", "regression"}));
   app.add_option("--model", s.model, "linear, logistic, softmax, mlp, ...");
-  app.add_option("--hidden", hidden, "MLP hidden layers, e.g. 128,64")
-    ->delimiter(',');
+  app.add_option("--hidden", hidden, "MLP hidden layers, e.g. 128,64");
   app.add_option("--activation", activation_name, "MLP activation: relu, tanh")
     ->check(CLI::IsMember({"relu", "tanh"}));
   app.add_option("--l2", s.l2, "L2 penalty on weights");
@@ -266,6 +312,44 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                  "Protocol tag peers must share (default: this build's "
                  "dml-protocol-N; set only to test mismatched builds)");
   app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
+  // Whole numbers, each with a bound that keeps a job possible.
+  constexpr uint64_t ms = (uint64_t{1} << 31) - 1; // 24.8 days
+  const std::pair<const char*, uint64_t> whole[] = {
+    {"--epochs", 1000000},
+    {"--batch-size", 1000000000},
+    {"--shards", 1000000},
+    {"--seed", UINT64_MAX},
+    {"--workers", 4096},
+    {"--aggregators", 4096},
+    {"--threads", 256},
+    {"--lr-decay-epochs", 1000000},
+    {"--step-timeout", ms},
+    {"--min-workers", 4096},
+    {"--join-timeout", ms},
+    {"--checkpoint-every", 1000000000},
+    {"--checkpoint-keep", 1000000},
+    {"--reconnect-timeout", ms},
+    {"--link-port", 65535},
+    {"--connect-timeout", ms},
+    {"--heartbeat", ms},
+    {"--peer-timeout", ms},
+  };
+  for (auto& [flag, most] : whole)
+    app.get_option(flag)->check(whole_number(most));
+  // "--flag=" has no value; CLI11 would take the next argument for it.
+  int hidden_given = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--hidden" || arg.rfind("--hidden=", 0) == 0)
+      if (++hidden_given > 1)
+        return make_error(errc::bad_value,
+                          "--hidden: given twice (one list such as 128,64)");
+    if (arg.size() > 3 && arg.rfind("--", 0) == 0 && arg.back() == '='
+        && arg.find('=') == arg.size() - 1)
+      return make_error(errc::bad_value,
+                        fmt::format("{}: empty value",
+                                    arg.substr(0, arg.size() - 1)));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -277,6 +361,27 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   }
   if (auto err = check_roles(app, o.role))
     return err;
+  const needs_setting needs[] = {
+    {"--momentum", "--optimizer", "momentum"},
+    {"--nesterov", "--optimizer", "momentum"},
+    {"--lr-decay", "--schedule", "step"},
+    {"--lr-decay-epochs", "--schedule", "step"},
+    {"--min-lr", "--schedule", "cosine"},
+  };
+  for (auto& n : needs) {
+    auto* other = app.get_option(n.other);
+    if (app.get_option(n.flag)->count() > 0
+        && (other->count() == 0 || other->as<std::string>() != n.value))
+      return make_error(errc::bad_config,
+                        fmt::format("{}: only with {} {}", n.flag, n.other,
+                                    n.value));
+  }
+  // A resumed job is the checkpoint's; the job flags given are compared
+  // with it once it is read (a different value is an error, not ignored).
+  if (app.get_option("--resume")->count() > 0)
+    for (auto* flag : job_flags())
+      if (app.get_option(flag)->count() > 0)
+        o.job_flags_given.emplace_back(flag);
   std::string hidden_text;
   for (auto& h : hidden)
     hidden_text += (hidden_text.empty() ? "" : ",") + h;

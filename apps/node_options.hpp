@@ -36,6 +36,9 @@ struct node_options {
   uint64_t checkpoint_every = 0;
   uint32_t checkpoint_keep = 3;
   std::string resume_dir;
+  /// With --resume: the job flags given (e.g. "--epochs"), to compare with
+  /// the checkpoint's job.
+  std::vector<std::string> job_flags_given;
   uint64_t reconnect_timeout_ms = 30000;
   std::vector<fault> faults;
   /// Registered names of pluggable actors.

@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <cstddef>
 #include <limits>
 #include <memory>
 #include <string>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "runtime/error.hpp"
 #include "runtime/linear_models.hpp"
@@ -34,6 +36,34 @@ bool add_layer_params(size_t in, size_t out, size_t& total) {
     return true;
   total += n;
   return false;
+}
+
+/// The most parameters a built-in model may have here: a process keeps
+/// several vectors of that size (parameters, gradients, optimizer state,
+/// copies in flight), so an eighth of the physical memory's floats, and
+/// never more than 2^31.
+size_t max_params() {
+  auto pages = ::sysconf(_SC_PHYS_PAGES);
+  auto page = ::sysconf(_SC_PAGESIZE);
+  constexpr size_t cap = size_t{1} << 31;
+  if (pages <= 0 || page <= 0)
+    return cap;
+  auto bytes = static_cast<double>(pages) * static_cast<double>(page);
+  return std::min(cap, static_cast<size_t>(bytes / sizeof(float) / 8));
+}
+
+/// An error if `total` parameters are more than this machine can hold.
+error check_size(const model_config& cfg, size_t total) {
+  auto most = max_params();
+  if (total <= most)
+    return {};
+  return bad_config(cfg, fmt::format("{} parameters ({:.1f} GiB) are more "
+                                     "than fit in this machine's memory "
+                                     "(at most {})",
+                                     total,
+                                     static_cast<double>(total) * 4.0
+                                       / (1024.0 * 1024.0 * 1024.0),
+                                     most));
 }
 
 /// Checks what every built-in model needs and returns an error if not.
@@ -80,6 +110,8 @@ expected<model_ptr> make_linear_model(const model_config& cfg, loss_head head) {
   size_t total = 0;
   if (add_layer_params(cfg.inputs, cfg.outputs, total))
     return bad_config(cfg, "too many parameters");
+  if (auto err = check_size(cfg, total))
+    return err;
   return model_ptr{std::make_unique<linear_model>(cfg, head)};
 }
 
@@ -103,6 +135,8 @@ expected<model_ptr> make_mlp(const model_config& cfg) {
     return bad_config(cfg, "too many parameters");
   if (cfg.act != activation::relu && cfg.act != activation::tanh)
     return bad_config(cfg, "unknown activation");
+  if (auto err = check_size(cfg, total))
+    return err;
   return model_ptr{std::make_unique<mlp>(cfg)};
 }
 

@@ -187,6 +187,20 @@ error validate(const job_spec& s) {
   for (auto h : s.hidden)
     if (h == 0)
       return bad("hidden", "layer sizes must be at least 1");
+  if (!(s.opt.decay > 0) || !std::isfinite(s.opt.decay))
+    return bad("lr-decay",
+               fmt::format("must be a positive number, not {}", s.opt.decay));
+  if (s.opt.decay_epochs == 0)
+    return bad("lr-decay-epochs", "must be at least 1");
+  if (!(s.opt.min_lr >= 0) || !std::isfinite(s.opt.min_lr))
+    return bad("min-lr", fmt::format("must be >= 0, not {}", s.opt.min_lr));
+  if (s.opt.min_lr > s.opt.lr)
+    return bad("min-lr", fmt::format("{} is above --lr {}: the cosine "
+                                     "schedule only lowers the rate",
+                                     s.opt.min_lr, s.opt.lr));
+  if (s.model == "logistic" && s.task == "regression")
+    return bad("task", "logistic regression classifies (labels 0 and 1); "
+                       "use 'linear' for regression");
   return {};
 }
 

@@ -1,7 +1,9 @@
 #include "runtime/model_file.hpp"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -157,6 +159,29 @@ void get_model(reader& r, model_file& m) {
   r.vec(m.params);
 }
 
+/// What is wrong with a decoded model's standardizer, if anything: it must
+/// have a mean and a finite, positive scale per input, or nothing.
+error check_standardizer(const model_file& m, const std::string& name) {
+  auto& z = m.stdz;
+  if (z.mean.empty() && z.scale.empty())
+    return {};
+  if (z.mean.size() != m.config.inputs || z.scale.size() != m.config.inputs)
+    return make_error(errc::bad_format,
+                      fmt::format("{}: the standardizer has {} means and {} "
+                                  "scales for {} inputs",
+                                  name, z.mean.size(), z.scale.size(),
+                                  m.config.inputs));
+  for (size_t i = 0; i < z.mean.size(); ++i)
+    if (!std::isfinite(z.mean[i]) || !std::isfinite(z.scale[i])
+        || !(z.scale[i] > 0))
+      return make_error(errc::bad_format,
+                        fmt::format("{}: the standardizer's input {} has mean "
+                                    "{} and scale {} (a finite mean and a "
+                                    "finite, positive scale expected)",
+                                    name, i, z.mean[i], z.scale[i]));
+  return {};
+}
+
 std::string frame(const char (&magic)[8], std::string payload) {
   writer w;
   w.raw(magic, 8);
@@ -258,6 +283,8 @@ expected<model_file> decode_model_file(const std::string& bytes,
   get_model(r, m);
   if (r.failed || !r.at_end())
     return malformed(name, "model file");
+  if (auto err = check_standardizer(m, name))
+    return err;
   return m;
 }
 
@@ -282,7 +309,66 @@ expected<checkpoint> decode_checkpoint(const std::string& bytes,
   c.spec_json = r.str();
   if (r.failed || !r.at_end())
     return malformed(name, "checkpoint");
+  if (auto err = check_standardizer(c.model, name))
+    return err;
   return c;
+}
+
+namespace {
+
+std::string folder_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos)
+    return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+error check_folder(const std::string& dir, const std::string& what) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return make_error(errc::io_error,
+                      fmt::format("{}: folder {}: {}", what, dir,
+                                  std::strerror(errno)));
+  if (!S_ISDIR(st.st_mode))
+    return make_error(errc::io_error,
+                      fmt::format("{}: {} is not a folder", what, dir));
+  if (::access(dir.c_str(), W_OK) != 0)
+    return make_error(errc::io_error,
+                      fmt::format("{}: folder {} is not writable: {}", what,
+                                  dir, std::strerror(errno)));
+  return {};
+}
+
+/// An error if `path` exists as anything but a regular file, which an
+/// atomic rename would replace (a device node, say).
+error check_not_special(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    return make_error(errc::io_error,
+                      fmt::format("{}: exists and is not a regular file",
+                                  what));
+  return {};
+}
+
+} // namespace
+
+error check_output_path(const std::string& path, const std::string& flag) {
+  auto what = flag.empty() ? path : flag + " " + path;
+  if (path.empty() || path.back() == '/')
+    return make_error(errc::io_error, fmt::format("{}: names no file", what));
+  if (auto err = check_not_special(path, what))
+    return err;
+  return check_folder(folder_of(path), what);
+}
+
+error make_output_folder(const std::string& dir, const std::string& flag) {
+  auto what = flag + " " + dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return make_error(errc::io_error,
+                      fmt::format("{}: cannot create: {}", what, ec.message()));
+  return check_folder(dir, what);
 }
 
 error write_file_atomic(const std::string& path, const std::string& bytes) {
@@ -291,6 +377,8 @@ error write_file_atomic(const std::string& path, const std::string& bytes) {
                       fmt::format("{}: {}: {}", path, what,
                                   std::strerror(errno)));
   };
+  if (auto err = check_not_special(path, path))
+    return err;
   // A temporary name of its own (mkstemp), so that two writers of the same
   // file never share one.
   auto tmp = path + ".tmp.XXXXXX";

@@ -66,6 +66,15 @@ expected<checkpoint> decode_checkpoint(const std::string& bytes,
 /// a partial one.
 error write_file_atomic(const std::string& path, const std::string& bytes);
 
+/// Returns an error if `write_file_atomic(path, ...)` could not work: the
+/// folder is missing or not writable, or `path` is something other than a
+/// regular file (a device, a folder). `flag` names where the path came from.
+error check_output_path(const std::string& path, const std::string& flag);
+
+/// Creates the folder `dir` (and its parents) if needed; an error if that
+/// fails or the folder is not writable.
+error make_output_folder(const std::string& dir, const std::string& flag);
+
 /// Reads and decodes the model file at `path`.
 expected<model_file> load_model_file(const std::string& path);
 

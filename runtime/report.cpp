@@ -59,6 +59,20 @@ error reporter::open() {
   return {};
 }
 
+void reporter::write_metrics(const std::string& line) {
+  if (metrics_ == nullptr)
+    return;
+  bool ok = std::fputs(line.c_str(), metrics_) >= 0
+    && std::fputc('\n', metrics_) != EOF && std::fflush(metrics_) == 0;
+  if (ok || metrics_failed_)
+    return;
+  metrics_failed_ = true;
+  clear_line();
+  fmt::print(stderr, "dml-node: error: --metrics-out {}: write failed: {}\n",
+             opts_.metrics_path, std::strerror(errno));
+  std::fflush(stderr);
+}
+
 void reporter::clear_line() {
   if (line_shown_) {
     std::fputs("\r\033[K", stderr);
@@ -132,11 +146,7 @@ void reporter::note(const std::string& line) {
 }
 
 void reporter::epoch(const epoch_record& r) {
-  if (metrics_ != nullptr) {
-    std::fputs(to_json(r).c_str(), metrics_);
-    std::fputc('\n', metrics_);
-    std::fflush(metrics_);
-  }
+  write_metrics(to_json(r));
   if (opts_.quiet)
     return;
   clear_line();
@@ -149,11 +159,7 @@ void reporter::epoch(const epoch_record& r) {
 
 std::string reporter::final(const final_record& r) {
   auto text = to_json(r);
-  if (metrics_ != nullptr) {
-    std::fputs(text.c_str(), metrics_);
-    std::fputc('\n', metrics_);
-    std::fflush(metrics_);
-  }
+  write_metrics(text);
   if (!opts_.quiet && r.evaluation_only) {
     fmt::print(stderr, "evaluated {} rows: {}\n", r.test.rows,
                test_summary(opts_.task, r.test));

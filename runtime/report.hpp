@@ -99,8 +99,13 @@ public:
 private:
   void clear_line();
 
+  /// Writes one JSON line to the metrics file; the first failure (a full
+  /// disk, say) is reported on stderr, even with --quiet.
+  void write_metrics(const std::string& line);
+
   report_options opts_;
   FILE* metrics_ = nullptr;
+  bool metrics_failed_ = false;
   bool line_shown_ = false;
   std::chrono::steady_clock::time_point last_{};
 };

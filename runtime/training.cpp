@@ -54,6 +54,11 @@ expected<prepared_data> prepare_data(const job_spec& spec,
     classes = std::max<size_t>(2, count_classes(train->targets));
     if (auto err = check_labels(*train, classes))
       return err;
+    if (spec.model == "logistic" && classes > 2)
+      return make_error(errc::bad_config,
+                        fmt::format("{}: has {} classes; 'logistic' is "
+                                    "binary (labels 0 and 1), use 'softmax'",
+                                    spec.train_path, classes));
   }
   std::shared_ptr<dataset> test;
   if (!spec.test_path.empty()) {

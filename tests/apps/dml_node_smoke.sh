@@ -66,8 +66,11 @@ expect_error 2 "--inject 'crash:rank=1': unknown fault 'crash'" --role local --t
   --metrics-out "$dir/whole.jsonl" --quiet
 n=$(ls "$dir/ck" | wc -l) # written in the background: fewer if steps outrun it
 [ "$n" -ge 1 ] && [ "$n" -le 3 ] || fail "expected 1 to 3 checkpoints: $(ls "$dir/ck")"
+# A job flag that differs from the checkpoint's job is refused, not ignored.
+expect_error 1 "--epochs: 9 differs from the job of $dir/ck/ckpt-.*(3); a resumed job keeps its settings" \
+  --role local --resume "$dir/ck" --epochs 9
 "$node" --role local --resume "$dir/ck" --metrics-out "$dir/resumed.jsonl" \
-  2> "$dir/resume.err"
+  --epochs 3 2> "$dir/resume.err"
 grep -q "resuming from $dir/ck/ckpt-" "$dir/resume.err" || fail "no resume line: $(cat "$dir/resume.err")"
 sha() { grep -o '"params_sha256":"[0-9a-f]*"' "$1"; }
 [ "$(sha "$dir/whole.jsonl")" = "$(sha "$dir/resumed.jsonl")" ] || fail "resumed params differ"

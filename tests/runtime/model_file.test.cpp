@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <boost/test/unit_test.hpp>
 #include <unistd.h>
@@ -71,6 +72,37 @@ BOOST_AUTO_TEST_CASE(model_round_trip) {
   BOOST_TEST(back->stdz.scale == m.stdz.scale);
   BOOST_TEST(back->params == m.params);
   BOOST_TEST(encode(*back) == bytes); // byte-identical
+}
+
+BOOST_AUTO_TEST_CASE(a_standardizer_that_does_not_fit_is_rejected) {
+  // Checksummed but inconsistent: a crafted file must not make evaluation
+  // read past a vector or divide by zero.
+  auto check = [](model_file m, const std::string& msg) {
+    auto back = decode_model_file(encode(m), "x.dml");
+    BOOST_REQUIRE(!back);
+    BOOST_TEST(back.err().message() == msg);
+    checkpoint c = sample_checkpoint();
+    c.model = m;
+    auto ck = decode_checkpoint(encode(c), "ck");
+    BOOST_REQUIRE(!ck);
+  };
+  auto m = sample_model();
+  m.stdz.scale.clear();
+  check(m, "x.dml: the standardizer has 3 means and 0 scales for 3 inputs");
+  m = sample_model();
+  m.config.inputs = 4;
+  check(m, "x.dml: the standardizer has 3 means and 3 scales for 4 inputs");
+  m = sample_model();
+  m.stdz.scale[1] = 0;
+  check(m, "x.dml: the standardizer's input 1 has mean -1 and scale 0 (a "
+           "finite mean and a finite, positive scale expected)");
+  m = sample_model();
+  m.stdz.mean[2] = std::numeric_limits<float>::quiet_NaN();
+  check(m, "x.dml: the standardizer's input 2 has mean nan and scale 0.25 (a "
+           "finite mean and a finite, positive scale expected)");
+  m = sample_model();
+  m.stdz = {};
+  BOOST_TEST(static_cast<bool>(decode_model_file(encode(m), "x.dml")));
 }
 
 BOOST_AUTO_TEST_CASE(checkpoint_round_trip) {

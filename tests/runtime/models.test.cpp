@@ -585,7 +585,14 @@ BOOST_AUTO_TEST_CASE(registry_rejects_bad_configs) {
         bad_case{make_config("mlp", 5, 3, {4, 0}), "hidden layer 1"},
         bad_case{make_config("mlp", 0, 3, {4}), "inputs"},
         bad_case{make_config("mlp", 5, 0, {4}), "outputs"},
-        bad_case{make_config("mlp", 5, 3, {huge, 4}), "too many parameters"}}) {
+        bad_case{make_config("mlp", 5, 3, {huge, 4}), "too many parameters"},
+        // Addressable, but more than memory holds: refused before any
+        // allocation could fail inside an actor.
+        bad_case{make_config("mlp", 784, 10, {2000000000}),
+                 "1590000000010 parameters (5923.2 GiB) are more than fit in "
+                 "this machine's memory"},
+        bad_case{make_config("logistic", size_t{1} << 40, 1),
+                 "1099511627777 parameters"}}) {
     auto made = reg.make(cfg);
     BOOST_TEST_CONTEXT(cfg.name << ": " << says) {
       BOOST_REQUIRE(!made);
