@@ -245,7 +245,9 @@ int run_master_role(node_options o, const model_registry& registry,
     auto links = link_listener::open(endpoint->first, o.link_port,
                                      protocol_version);
     if (!links)
-      return fail(links.err());
+      return fail(make_error(links.err().code(),
+                             fmt::format("--listen {}: {}", o.listen,
+                                         links.err().message())));
     ms.links = std::shared_ptr<link_listener>{std::move(*links)};
     ms.shared_memory = o.shared_memory;
   }
@@ -524,9 +526,7 @@ int run_eval_role(const node_options& o, const model_registry& registry) {
   return 0;
 }
 
-} // namespace
-
-int run_node(int argc, const char* const* argv, const model_registry& models,
+int run_role(int argc, const char* const* argv, const model_registry& models,
              const actor_registry& actors) {
   auto opts = parse_node_options(argc, argv);
   if (!opts)
@@ -544,6 +544,23 @@ int run_node(int argc, const char* const* argv, const model_registry& models,
   return run_member(*opts, [&](caf::actor_system& sys, caf::actor boss) {
     return run_aggregator(*opts, actors, sys, std::move(boss));
   });
+}
+
+} // namespace
+
+int run_node(int argc, const char* const* argv, const model_registry& models,
+             const actor_registry& actors) {
+  // What escapes the roles (memory exhausted while loading data, say) ends
+  // in one line, not in std::terminate.
+  try {
+    return run_role(argc, argv, models, actors);
+  } catch (const std::bad_alloc&) {
+    return fail(make_error(errc::io_error,
+                           "out of memory (the data or the model is larger "
+                           "than this machine holds)"));
+  } catch (const std::exception& e) {
+    return fail(make_error(errc::io_error, e.what()));
+  }
 }
 
 } // namespace dml

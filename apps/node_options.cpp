@@ -44,10 +44,25 @@ namespace {
 /// The one-line message for a CLI11 error; one about a config file names
 /// the file and the key.
 std::string parse_error_text(const CLI::ParseError& e,
-                             const CLI::Option& config) {
+                             const CLI::Option& config, int argc,
+                             const char* const* argv) {
   std::string what = e.what();
-  if (e.get_name() != "ConfigError" || config.count() == 0)
+  if (config.count() == 0)
     return what;
+  if (e.get_name() != "ConfigError") {
+    // A bad value from the file (its flag is not on the command line):
+    // name the file too.
+    auto at = what.find("--");
+    if (at == std::string::npos)
+      return what;
+    auto flag = what.substr(at, what.find_first_of(" :=", at) - at);
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == flag || arg.rfind(flag + "=", 0) == 0)
+        return what;
+    }
+    return fmt::format("--config {}: {}", config.results().front(), what);
+  }
   // CLI11 says "INI was not able to parse KEY"; a section header comes as
   // "NAME.++".
   const std::string prefix = "INI was not able to parse ";
@@ -357,7 +372,8 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     o.help_printed = true;
     return o;
   } catch (const CLI::ParseError& e) {
-    return make_error(errc::bad_value, parse_error_text(e, *config));
+    return make_error(errc::bad_value,
+                      parse_error_text(e, *config, argc, argv));
   }
   if (auto err = check_roles(app, o.role))
     return err;

@@ -70,6 +70,13 @@ expected<dataset> load_dataset(const std::string& path,
       return guess.err();
     format = *guess;
   }
+  if (!opts.label_column.empty() && format != data_format::csv)
+    return make_error(errc::bad_config,
+                      fmt::format("--label-column: only for CSV data, and "
+                                  "{} is {}",
+                                  path,
+                                  format == data_format::idx ? "IDX"
+                                                             : "LIBSVM"));
   switch (format) {
     case data_format::idx: return load_idx(path, opts);
     case data_format::csv: return load_csv(path, opts);

@@ -238,6 +238,10 @@ error malformed(const std::string& name, const char* what) {
 }
 
 expected<std::string> slurp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return make_error(errc::io_error,
+                      fmt::format("{}: is a folder, not a file", path));
   std::ifstream in{path, std::ios::binary};
   if (!in)
     return make_error(errc::io_error,

@@ -59,6 +59,26 @@ expect_error 1 "--resume $dir/none: no such folder" --role local --resume "$dir/
 mkdir -p "$dir/empty"
 expect_error 1 "no valid checkpoint (the folder holds none)" --role local --resume "$dir/empty"
 expect_error 2 "--inject 'crash:rank=1': unknown fault 'crash'" --role local --train "$dir/train.csv" --inject crash:rank=1
+# Outputs are checked before training, so that nothing trained is lost.
+expect_error 1 "^dml-node: --model-out $dir/none/m.dml: folder $dir/none: No such file or directory$" \
+  --role local --train "$dir/train.csv" --model-out "$dir/none/m.dml"
+mkfifo "$dir/fifo"
+expect_error 1 "^dml-node: --model-out $dir/fifo: exists and is not a regular file$" \
+  --role local --train "$dir/train.csv" --model-out "$dir/fifo"
+expect_error 1 "^dml-node: --checkpoint-dir $dir/train.csv/ck: cannot create" \
+  --role local --train "$dir/train.csv" --checkpoint-dir "$dir/train.csv/ck"
+expect_error 1 "^dml-node: $dir: is a folder, not a file$" \
+  --role eval --model-in "$dir" --test "$dir/test.csv"
+# Settings the data or the model cannot have.
+printf '1 1:0.5\n0 2:1.5\n' > "$dir/t.svm"
+expect_error 1 "^dml-node: --label-column: only for CSV data, and $dir/t.svm is LIBSVM$" \
+  --role local --train "$dir/t.svm" --label-column y
+printf 'x,label\n1,0\n2,1\n3,2\n' > "$dir/three.csv"
+expect_error 1 "^dml-node: $dir/three.csv: has 3 classes; 'logistic' is binary (labels 0 and 1), use 'softmax'$" \
+  --role local --train "$dir/three.csv" --model logistic
+printf 'epochs = one\n' > "$dir/bad.ini"
+expect_error 2 "^dml-node: --config $dir/bad.ini: --epochs: 'one' is no whole number from 0 to 1000000$" \
+  --role local --train "$dir/train.csv" --config "$dir/bad.ini"
 
 # Checkpoints, then resuming from one: the same parameters as the whole run.
 "$node" --role local --train "$dir/train.csv" --model logistic --epochs 3 \
