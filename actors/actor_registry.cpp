@@ -22,21 +22,23 @@ void actor_registry::add(actor_kind kind, std::string name, factory fn) {
   factories_[{kind, std::move(name)}] = std::move(fn);
 }
 
+error actor_registry::check(actor_kind kind, const std::string& name) const {
+  if (contains(kind, name))
+    return {};
+  std::string list;
+  for (auto& n : names(kind))
+    list += (list.empty() ? "" : ", ") + n;
+  return make_error(errc::unknown_name,
+                    fmt::format("unknown {} '{}' (known: {})", to_string(kind),
+                                name, list.empty() ? "none" : list));
+}
+
 expected<caf::actor>
 actor_registry::spawn(actor_kind kind, const std::string& name,
                       caf::actor_system& sys, const actor_context& ctx) const {
-  auto i = factories_.find({kind, name});
-  if (i == factories_.end()) {
-    auto known = names(kind);
-    std::string list;
-    for (auto& n : known)
-      list += (list.empty() ? "" : ", ") + n;
-    return make_error(errc::unknown_name,
-                      fmt::format("unknown {} '{}' (known: {})",
-                                  to_string(kind), name,
-                                  list.empty() ? "none" : list));
-  }
-  return i->second(sys, ctx);
+  if (auto err = check(kind, name))
+    return err;
+  return factories_.at({kind, name})(sys, ctx);
 }
 
 bool actor_registry::contains(actor_kind kind, const std::string& name) const {

@@ -61,6 +61,10 @@ public:
   /// Returns whether `name` of `kind` is registered.
   bool contains(actor_kind kind, const std::string& name) const;
 
+  /// `errc::unknown_name` listing the known names of `kind` if `name` is
+  /// not one of them (what `spawn` would return), else no error.
+  error check(actor_kind kind, const std::string& name) const;
+
   /// Returns the names registered for `kind`, sorted.
   std::vector<std::string> names(actor_kind kind) const;
 

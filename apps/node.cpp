@@ -1,6 +1,7 @@
 #include "apps/node.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -43,7 +44,14 @@ report_options report_options_of(const node_options& o) {
   r.quiet = o.quiet;
   r.terminal = is_terminal(2);
   r.metrics_path = o.metrics_out;
+  r.metrics_failed = std::make_shared<std::atomic<bool>>(false);
   return r;
+}
+
+/// The exit code of a role that ran to its end: 1 if a metrics record
+/// could not be written (reported when it happened), else 0.
+int metrics_exit_code(const report_options& r) {
+  return r.metrics_failed && r.metrics_failed->load() ? 1 : 0;
 }
 
 void configure(caf::actor_system_config& cfg, const node_options& o) {
@@ -127,8 +135,13 @@ private:
 };
 
 /// An error if an output named by the flags could not be written: found
-/// before training, so that nothing trained is lost at the end.
+/// before training (once the data is read, so that a job that cannot start
+/// leaves no folder behind), so that nothing trained is lost at the end.
 error check_outputs(const node_options& o) {
+  // The folder first: an output may go into it.
+  if (!o.checkpoint_dir.empty())
+    if (auto err = make_output_folder(o.checkpoint_dir, "--checkpoint-dir"))
+      return err;
   // Replaced atomically, so regular files only.
   const std::pair<const std::string*, const char*> files[] = {
     {&o.model_out, "--model-out"},
@@ -151,9 +164,35 @@ error check_outputs(const node_options& o) {
       if (auto err = check_output_path(o.metrics_out, "--metrics-out"))
         return err;
   }
-  if (!o.checkpoint_dir.empty())
-    return make_output_folder(o.checkpoint_dir, "--checkpoint-dir");
   return {};
+}
+
+/// An error if a pluggable actor the role will spawn is not registered:
+/// found before any data is read or any connection is made.
+error check_actor_names(const node_options& o, const actor_registry& actors) {
+  auto& role = o.role;
+  if (role == "local" || role == "aggregator")
+    if (auto err = actors.check(actor_kind::aggregator, o.aggregator_type))
+      return err;
+  if (role == "local" || role == "master") {
+    if (auto err = actors.check(actor_kind::evaluator, o.evaluator_type))
+      return err;
+    for (auto& text : o.observers)
+      if (auto err = actors.check(actor_kind::observer,
+                                  text.substr(0, text.find(':'))))
+        return err;
+  }
+  return {};
+}
+
+/// Whether paths `a` and `b` name the same file (`data.csv` and
+/// `./data.csv`, say).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(a, b, ec))
+    return true;
+  return std::filesystem::path{a}.lexically_normal()
+    == std::filesystem::path{b}.lexically_normal();
 }
 
 /// An error if a job flag given with --resume differs from the job of the
@@ -165,6 +204,10 @@ error check_same_job(const node_options& o, const job_spec& saved,
   for (auto& flag : o.job_flags_given) {
     auto key = flag.substr(2);
     std::replace(key.begin(), key.end(), '-', '_');
+    if ((key == "train" || key == "test")
+        && same_file(given[key].get<std::string>(),
+                     kept[key].get<std::string>()))
+      continue;
     if (given[key] != kept[key])
       return make_error(errc::bad_config,
                         fmt::format("{}: {} differs from the job of {} ({}); "
@@ -222,8 +265,6 @@ local_options local_options_of(const node_options& o,
 
 int run_master_role(node_options o, const model_registry& registry,
                     const actor_registry& actors) {
-  if (auto err = check_outputs(o))
-    return fail(err);
   auto resume = load_resume(o);
   if (!resume)
     return fail(resume.err());
@@ -233,6 +274,8 @@ int run_master_role(node_options o, const model_registry& registry,
   auto data = prepare_data(o.spec, true);
   if (!data)
     return fail(data.err());
+  if (auto err = check_outputs(o))
+    return fail(err);
   auto instance = registry.make(data->config);
   if (!instance)
     return fail(instance.err());
@@ -316,7 +359,7 @@ int run_master_role(node_options o, const model_registry& registry,
   stop_locals();
   if (failure)
     return fail(failure);
-  return 0;
+  return metrics_exit_code(lo.report);
 }
 
 /// Starts a member process (worker or aggregator): parses `--master`, starts
@@ -433,14 +476,14 @@ int run_aggregator(const node_options& o, const actor_registry& actors,
 
 int run_local_role(node_options o, const model_registry& registry,
                    const actor_registry& actors) {
-  if (auto err = check_outputs(o))
-    return fail(err);
   auto resume = load_resume(o);
   if (!resume)
     return fail(resume.err());
   auto data = prepare_data(o.spec);
   if (!data)
     return fail(data.err());
+  if (auto err = check_outputs(o))
+    return fail(err);
   if (!registry.contains(o.spec.model)) {
     auto probe = registry.make(data->config);
     return fail(probe.err());
@@ -455,7 +498,7 @@ int run_local_role(node_options o, const model_registry& registry,
   auto result = run_local(sys, lo, *data, registry, actors);
   if (!result)
     return fail(result.err());
-  return 0;
+  return metrics_exit_code(lo.report);
 }
 
 int run_eval_role(const node_options& o, const model_registry& registry) {
@@ -481,6 +524,8 @@ int run_eval_role(const node_options& o, const model_registry& registry) {
   lo.format = *fmt_kind;
   lo.label_column = o.spec.label_column;
   lo.classification = file->task == task_kind::classification;
+  if (auto err = check_label_column(o.spec.test_path, lo))
+    return fail(err);
   auto test = load_dataset(o.spec.test_path, lo);
   if (!test)
     return fail(test.err());
@@ -523,7 +568,7 @@ int run_eval_role(const node_options& o, const model_registry& registry) {
                  .count();
   rec.params_sha256 = params_sha256(file->params);
   out.final(rec);
-  return 0;
+  return metrics_exit_code(r);
 }
 
 int run_role(int argc, const char* const* argv, const model_registry& models,
@@ -533,6 +578,8 @@ int run_role(int argc, const char* const* argv, const model_registry& models,
     return fail(opts.err()), 2;
   if (opts->help_printed)
     return 0;
+  if (auto err = check_actor_names(*opts, actors))
+    return fail(err);
   if (opts->role == "local")
     return run_local_role(*opts, models, actors);
   if (opts->role == "eval")

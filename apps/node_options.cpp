@@ -43,22 +43,28 @@ namespace {
 
 /// The one-line message for a CLI11 error; one about a config file names
 /// the file and the key.
-std::string parse_error_text(const CLI::ParseError& e,
+std::string parse_error_text(const CLI::ParseError& e, const CLI::App& app,
                              const CLI::Option& config, int argc,
                              const char* const* argv) {
   std::string what = e.what();
-  if (config.count() == 0)
+  if (config.count() == 0 || e.get_name() == "RequiredError")
     return what;
   if (e.get_name() != "ConfigError") {
-    // A bad value from the file (its flag is not on the command line):
-    // name the file too.
+    // A bad value from the file (its flag, by none of its names, is not on
+    // the command line): name the file too.
     auto at = what.find("--");
     if (at == std::string::npos)
       return what;
-    auto flag = what.substr(at, what.find_first_of(" :=", at) - at);
+    auto* opt = app.get_option_no_throw(
+      what.substr(at, what.find_first_of(" :=", at) - at));
+    if (opt == nullptr)
+      return what;
     for (int i = 1; i < argc; ++i) {
       std::string arg = argv[i];
-      if (arg == flag || arg.rfind(flag + "=", 0) == 0)
+      if (arg == "--")
+        break;
+      if (arg.size() > 1 && arg[0] == '-'
+          && opt->check_name(arg.substr(0, arg.find('='))))
         return what;
     }
     return fmt::format("--config {}: {}", config.results().front(), what);
@@ -168,11 +174,24 @@ role_flags() {
       {{"--master", "--connect-timeout"}, {"worker", "aggregator"}},
       {{"--data", "--reconnect-timeout"}, {"worker"}},
       {{"--inject"}, {"local", "worker"}},
+      {{"--threads"}, {"local", "master", "worker", "aggregator"}},
       {{"--heartbeat", "--peer-timeout", "--app-id"},
        {"master", "worker", "aggregator"}},
       {{"--step-timeout"}, {"local", "master", "worker", "aggregator"}},
     };
   return table;
+}
+
+/// Whether `flag` was given (on the command line or in a config file); a
+/// switch such as --standardize only when set, so that `standardize =
+/// false` in a config file shared by every role is no error.
+bool given(const CLI::App& app, const char* flag) {
+  auto* opt = app.get_option(flag);
+  if (opt->count() == 0)
+    return false;
+  if (opt->get_type_name().empty()) // a switch
+    return opt->as<bool>();
+  return true;
 }
 
 /// An error naming the first flag given (on the command line or in a config
@@ -182,7 +201,7 @@ error check_roles(const CLI::App& app, const std::string& role) {
     if (std::find(roles.begin(), roles.end(), role) != roles.end())
       continue;
     for (auto* flag : flags) {
-      if (app.get_option(flag)->count() == 0)
+      if (!given(app, flag))
         continue;
       std::string list;
       for (size_t i = 0; i < roles.size(); ++i)
@@ -355,6 +374,8 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   int hidden_given = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--")
+      break; // what follows are no flags (and CLI11 refuses them)
     if (arg == "--hidden" || arg.rfind("--hidden=", 0) == 0)
       if (++hidden_given > 1)
         return make_error(errc::bad_value,
@@ -373,7 +394,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     return o;
   } catch (const CLI::ParseError& e) {
     return make_error(errc::bad_value,
-                      parse_error_text(e, *config, argc, argv));
+                      parse_error_text(e, app, *config, argc, argv));
   }
   if (auto err = check_roles(app, o.role))
     return err;
@@ -386,7 +407,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   };
   for (auto& n : needs) {
     auto* other = app.get_option(n.other);
-    if (app.get_option(n.flag)->count() > 0
+    if (given(app, n.flag)
         && (other->count() == 0 || other->as<std::string>() != n.value))
       return make_error(errc::bad_config,
                         fmt::format("{}: only with {} {}", n.flag, n.other,

@@ -61,6 +61,25 @@ expected<data_format> parse_data_format(const std::string& name) {
                                 name));
 }
 
+error check_label_column(const std::string& path, const load_options& opts) {
+  if (opts.label_column.empty())
+    return {};
+  auto format = opts.format;
+  if (format == data_format::automatic) {
+    auto guess = format_of(path);
+    if (!guess)
+      return guess.err();
+    format = *guess;
+  }
+  if (format == data_format::csv)
+    return {};
+  return make_error(errc::bad_config,
+                    fmt::format("--label-column: only for CSV data, and {} "
+                                "is {}",
+                                path,
+                                format == data_format::idx ? "IDX" : "LIBSVM"));
+}
+
 expected<dataset> load_dataset(const std::string& path,
                                const load_options& opts) {
   auto format = opts.format;
@@ -70,13 +89,6 @@ expected<dataset> load_dataset(const std::string& path,
       return guess.err();
     format = *guess;
   }
-  if (!opts.label_column.empty() && format != data_format::csv)
-    return make_error(errc::bad_config,
-                      fmt::format("--label-column: only for CSV data, and "
-                                  "{} is {}",
-                                  path,
-                                  format == data_format::idx ? "IDX"
-                                                             : "LIBSVM"));
   switch (format) {
     case data_format::idx: return load_idx(path, opts);
     case data_format::csv: return load_csv(path, opts);

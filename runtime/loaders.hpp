@@ -63,6 +63,11 @@ struct load_options {
 expected<dataset> load_dataset(const std::string& path,
                                const load_options& opts = {});
 
+/// An error if `opts` names a label column and `path` is no CSV file (the
+/// other formats have their labels in a place of their own), so that the
+/// flag is not silently ignored.
+error check_label_column(const std::string& path, const load_options& opts);
+
 /// Loads IDX images at `path` plus the labels file beside them (see
 /// `load_dataset`). Byte offsets in errors count decompressed bytes.
 expected<dataset> load_idx(const std::string& path,

@@ -343,11 +343,11 @@ error check_folder(const std::string& dir, const std::string& what) {
   return {};
 }
 
-/// An error if `path` exists as anything but a regular file, which an
-/// atomic rename would replace (a device node, say).
+/// An error if `path` exists as anything but a regular file (or a link to
+/// one), which an atomic rename would replace (a device node, say).
 error check_not_special(const std::string& path, const std::string& what) {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
     return make_error(errc::io_error,
                       fmt::format("{}: exists and is not a regular file",
                                   what));

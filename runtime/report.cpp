@@ -67,6 +67,8 @@ void reporter::write_metrics(const std::string& line) {
   if (ok || metrics_failed_)
     return;
   metrics_failed_ = true;
+  if (opts_.metrics_failed)
+    opts_.metrics_failed->store(true);
   clear_line();
   fmt::print(stderr, "dml-node: error: --metrics-out {}: write failed: {}\n",
              opts_.metrics_path, std::strerror(errno));

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -27,6 +28,10 @@ struct report_options {
   uint32_t epochs = 0;
   /// Training rows per epoch, for the ETA.
   uint64_t rows = 0;
+  /// Set when a metrics record could not be written, so that the program
+  /// that started the job can end non-zero (the reporter may live in an
+  /// actor). May be null.
+  std::shared_ptr<std::atomic<bool>> metrics_failed;
 };
 
 /// One epoch's record.

@@ -28,6 +28,8 @@ expected<dataset> load_training_set(const job_spec& spec) {
   auto opts = load_options_of(spec);
   if (!opts)
     return opts.err();
+  if (auto err = check_label_column(spec.train_path, *opts))
+    return err;
   auto train = load_dataset(spec.train_path, *opts);
   if (train && train->rows == 0)
     return make_error(errc::bad_format,

@@ -69,6 +69,30 @@ expect_error 1 "^dml-node: --checkpoint-dir $dir/train.csv/ck: cannot create" \
   --role local --train "$dir/train.csv" --checkpoint-dir "$dir/train.csv/ck"
 expect_error 1 "^dml-node: $dir: is a folder, not a file$" \
   --role eval --model-in "$dir" --test "$dir/test.csv"
+# Unknown actor names are found before any data is read or any connection
+# is tried (nothing listens on port 1).
+expect_error 1 "^dml-node: unknown aggregator 'nope' (known: aggregator)$" \
+  --role aggregator --master 127.0.0.1:1 --aggregator-type nope \
+  --connect-timeout 600000
+# What is fine stays fine: a link to a regular file as --model-out, a
+# checkpoint folder that holds --model-out, switches set to false.
+: > "$dir/real.dml"
+ln -s "$dir/real.dml" "$dir/link.dml"
+"$node" --role local --train "$dir/train.csv" --model logistic --epochs 1 \
+  --nesterov=false --checkpoint-dir "$dir/ck2" --model-out "$dir/ck2/m.dml" \
+  --quiet
+[ -s "$dir/ck2/m.dml" ] || fail "no model in the checkpoint folder"
+"$node" --role local --train "$dir/train.csv" --model logistic --epochs 1 \
+  --model-out "$dir/link.dml" --quiet || fail "a link as --model-out"
+printf 'standardize = false\nquiet = true\n' > "$dir/shared.ini"
+"$node" --role eval --model-in "$dir/m.dml" --test "$dir/test.csv" \
+  --config "$dir/shared.ini" || fail "standardize = false refused for eval"
+# A metrics record that cannot be written: one line, exit 1.
+if [ -c /dev/full ]; then
+  expect_error 1 "^dml-node: error: --metrics-out /dev/full: write failed: No space left on device$" \
+    --role local --train "$dir/train.csv" --model logistic --epochs 1 \
+    --quiet --metrics-out /dev/full
+fi
 # Settings the data or the model cannot have.
 printf '1 1:0.5\n0 2:1.5\n' > "$dir/t.svm"
 expect_error 1 "^dml-node: --label-column: only for CSV data, and $dir/t.svm is LIBSVM$" \
@@ -89,9 +113,9 @@ n=$(ls "$dir/ck" | wc -l) # written in the background: fewer if steps outrun it
 # A job flag that differs from the checkpoint's job is refused, not ignored.
 expect_error 1 "--epochs: 9 differs from the job of $dir/ck/ckpt-.*(3); a resumed job keeps its settings" \
   --role local --resume "$dir/ck" --epochs 9
-"$node" --role local --resume "$dir/ck" --metrics-out "$dir/resumed.jsonl" \
-  --epochs 3 2> "$dir/resume.err"
-grep -q "resuming from $dir/ck/ckpt-" "$dir/resume.err" || fail "no resume line: $(cat "$dir/resume.err")"
+(cd "$dir" && "$node" --role local --resume ck --metrics-out resumed.jsonl \
+  --epochs 3 --train "./train.csv" 2> resume.err)
+grep -q "resuming from ck/ckpt-" "$dir/resume.err" || fail "no resume line: $(cat "$dir/resume.err")"
 sha() { grep -o '"params_sha256":"[0-9a-f]*"' "$1"; }
 [ "$(sha "$dir/whole.jsonl")" = "$(sha "$dir/resumed.jsonl")" ] || fail "resumed params differ"
 grep -q '"samples":600,' "$dir/resumed.jsonl" || fail "resumed samples: $(tail -n 1 "$dir/resumed.jsonl")"

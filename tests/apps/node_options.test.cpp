@@ -172,6 +172,12 @@ BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
         "--heartbeat: only for --role master, worker or aggregator, not local");
   check({"--role", "worker", "--master", "h:1", "--model-in", "m"},
         "--model-in: only for --role eval, not worker");
+  check({"--role", "eval", "--model-in", "m", "--test", "t", "--threads", "2"},
+        "--threads: only for --role local, master, worker or aggregator, not "
+        "eval");
+  // A switch set to false is as good as absent.
+  BOOST_TEST(static_cast<bool>(parse({"--role", "eval", "--model-in", "m",
+                                      "--test", "t", "--standardize=false"})));
   // The flags of each role pass.
   BOOST_TEST(static_cast<bool>(
     parse({"--role", "aggregator", "--master", "h:1", "--aggregator-type", "y",
@@ -285,6 +291,19 @@ BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
   bad_key("batch_size = 64\n",
           "unknown key 'batch_size' (keys are named like the long flags, "
           "e.g. batch-size)");
+  // A bad value names the file when it came from there (not when the
+  // command line, by any name of the flag, gave it).
+  bad_key("epochs = one\n",
+          "--epochs: 'one' is no whole number from 0 to 1000000");
+  {
+    std::ofstream out{path};
+    out << "train = data.csv\nepochs = 2\n";
+  }
+  auto cli = parse({"--config", path.c_str(), "-r", "boss"});
+  std::filesystem::remove(path);
+  BOOST_REQUIRE(!cli);
+  BOOST_TEST(cli.err().message().rfind("--role: boss not in", 0) == 0u,
+             cli.err().message());
   bad_key("[job]\nepochs = 1\n",
           "unknown section [job] (keys go at the top, named like the long "
           "flags)");
