@@ -41,6 +41,20 @@ expected<std::vector<size_t>> parse_layers(const std::string& text) {
 
 namespace {
 
+/// Whether `opt` is on the command line, by any of its names.
+bool on_command_line(const CLI::Option& opt, int argc,
+                     const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--")
+      break;
+    if (arg.size() > 1 && arg[0] == '-'
+        && opt.check_name(arg.substr(0, arg.find('='))))
+      return true;
+  }
+  return false;
+}
+
 /// The one-line message for a CLI11 error; one about a config file names
 /// the file and the key.
 std::string parse_error_text(const CLI::ParseError& e, const CLI::App& app,
@@ -57,16 +71,8 @@ std::string parse_error_text(const CLI::ParseError& e, const CLI::App& app,
       return what;
     auto* opt = app.get_option_no_throw(
       what.substr(at, what.find_first_of(" :=", at) - at));
-    if (opt == nullptr)
+    if (opt == nullptr || on_command_line(*opt, argc, argv))
       return what;
-    for (int i = 1; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg == "--")
-        break;
-      if (arg.size() > 1 && arg[0] == '-'
-          && opt->check_name(arg.substr(0, arg.find('='))))
-        return what;
-    }
     return fmt::format("--config {}: {}", config.results().front(), what);
   }
   // CLI11 says "INI was not able to parse KEY"; a section header comes as
@@ -194,14 +200,17 @@ bool given(const CLI::App& app, const char* flag) {
   return true;
 }
 
-/// An error naming the first flag given (on the command line or in a config
-/// file) to a role that would ignore it.
-error check_roles(const CLI::App& app, const std::string& role) {
+/// An error naming the first flag on the command line of a role that would
+/// ignore it. A config file may hold the keys of every role (one file for
+/// the whole cluster): a role takes what it uses from it.
+error check_roles(const CLI::App& app, const std::string& role, int argc,
+                  const char* const* argv) {
   for (auto& [flags, roles] : role_flags()) {
     if (std::find(roles.begin(), roles.end(), role) != roles.end())
       continue;
     for (auto* flag : flags) {
-      if (!given(app, flag))
+      if (!given(app, flag)
+          || !on_command_line(*app.get_option(flag), argc, argv))
         continue;
       std::string list;
       for (size_t i = 0; i < roles.size(); ++i)
@@ -396,7 +405,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     return make_error(errc::bad_value,
                       parse_error_text(e, app, *config, argc, argv));
   }
-  if (auto err = check_roles(app, o.role))
+  if (auto err = check_roles(app, o.role, argc, argv))
     return err;
   const needs_setting needs[] = {
     {"--momentum", "--optimizer", "momentum"},

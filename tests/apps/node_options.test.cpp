@@ -300,10 +300,23 @@ BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
     out << "train = data.csv\nepochs = 2\n";
   }
   auto cli = parse({"--config", path.c_str(), "-r", "boss"});
-  std::filesystem::remove(path);
   BOOST_REQUIRE(!cli);
   BOOST_TEST(cli.err().message().rfind("--role: boss not in", 0) == 0u,
              cli.err().message());
+  // One file for the whole cluster: each role takes the keys it uses.
+  {
+    std::ofstream out{path};
+    out << "master = h:7400\nlisten = 0.0.0.0:7400\ntrain = data.csv\n"
+           "epochs = 2\nworkers = 2\n";
+  }
+  for (auto* role : {"master", "worker", "aggregator"}) {
+    auto shared = parse({"--config", path.c_str(), "--role", role});
+    BOOST_TEST_CONTEXT(role) {
+      BOOST_TEST(static_cast<bool>(shared),
+                 (shared ? std::string{} : shared.err().message()));
+    }
+  }
+  std::filesystem::remove(path);
   bad_key("[job]\nepochs = 1\n",
           "unknown section [job] (keys go at the top, named like the long "
           "flags)");
