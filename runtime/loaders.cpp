@@ -61,16 +61,25 @@ expected<data_format> parse_data_format(const std::string& name) {
                                 name));
 }
 
+namespace {
+
+/// The format of `path`: the one `opts` names, or the one its name tells.
+expected<data_format> resolved_format(const std::string& path,
+                                      const load_options& opts) {
+  if (opts.format != data_format::automatic)
+    return opts.format;
+  return format_of(path);
+}
+
+} // namespace
+
 error check_label_column(const std::string& path, const load_options& opts) {
   if (opts.label_column.empty())
     return {};
-  auto format = opts.format;
-  if (format == data_format::automatic) {
-    auto guess = format_of(path);
-    if (!guess)
-      return guess.err();
-    format = *guess;
-  }
+  auto found = resolved_format(path, opts);
+  if (!found)
+    return found.err();
+  auto format = *found;
   if (format == data_format::csv)
     return {};
   return make_error(errc::bad_config,
@@ -82,14 +91,10 @@ error check_label_column(const std::string& path, const load_options& opts) {
 
 expected<dataset> load_dataset(const std::string& path,
                                const load_options& opts) {
-  auto format = opts.format;
-  if (format == data_format::automatic) {
-    auto guess = format_of(path);
-    if (!guess)
-      return guess.err();
-    format = *guess;
-  }
-  switch (format) {
+  auto format = resolved_format(path, opts);
+  if (!format)
+    return format.err();
+  switch (*format) {
     case data_format::idx: return load_idx(path, opts);
     case data_format::csv: return load_csv(path, opts);
     case data_format::libsvm: return load_libsvm(path, opts);
@@ -97,7 +102,7 @@ expected<dataset> load_dataset(const std::string& path,
   }
   return make_error(errc::bad_value,
                     fmt::format("{}: no loader for data format {}", path,
-                                static_cast<int>(format)));
+                                static_cast<int>(*format)));
 }
 
 } // namespace dml

@@ -16,6 +16,13 @@ expected<node_options> parse(std::vector<const char*> args) {
   return parse_node_options(static_cast<int>(args.size()), args.data());
 }
 
+/// Parsing `args` fails with exactly `msg`.
+void check(std::vector<const char*> args, const std::string& msg) {
+  auto o = parse(std::move(args));
+  BOOST_REQUIRE(!o);
+  BOOST_TEST(o.err().message() == msg);
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(node_options_parsing)
@@ -127,11 +134,6 @@ BOOST_AUTO_TEST_CASE(fault_tolerance_flags_parse_and_refuse_nonsense) {
   BOOST_REQUIRE(fixed);
   BOOST_TEST(fixed->step_timeout_given);
   BOOST_TEST(fixed->step_timeout_ms == 500u);
-  auto check = [](std::vector<const char*> args, const std::string& msg) {
-    auto o = parse(std::move(args));
-    BOOST_REQUIRE(!o);
-    BOOST_TEST(o.err().message() == msg);
-  };
   check({"--role", "local", "--train", "x", "--workers", "2", "--min-workers",
          "3"},
         "--min-workers: 3 is more than --workers 2");
@@ -153,11 +155,6 @@ BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
   // A worker or aggregator takes the job from the master: a training flag
   // given to it would be ignored, so it is an error, as is any flag the
   // role has no use for.
-  auto check = [](std::vector<const char*> args, const std::string& msg) {
-    auto o = parse(std::move(args));
-    BOOST_REQUIRE(!o);
-    BOOST_TEST(o.err().message() == msg);
-  };
   check({"--role", "worker", "--master", "h:1", "--epochs", "5"},
         "--epochs: only for --role local or master, not worker");
   check({"--role", "aggregator", "--master", "h:1", "--observer", "x"},
@@ -191,50 +188,48 @@ BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(values_are_checked_whole) {
-  auto check = [](std::vector<const char*> args, const std::string& msg) {
+  auto local = [](std::vector<const char*> args, const std::string& msg) {
     std::vector<const char*> all{"--role", "local", "--train", "x"};
     all.insert(all.end(), args.begin(), args.end());
-    auto o = parse(std::move(all));
-    BOOST_REQUIRE(!o);
-    BOOST_TEST(o.err().message() == msg);
+    check(std::move(all), msg);
   };
   // No wrap-around of a negative number, no saturation of a huge one.
-  check({"--batch-size=-3"},
+  local({"--batch-size=-3"},
         "--batch-size: '-3' is no whole number from 0 to 1000000000");
-  check({"--seed", "99999999999999999999999"},
+  local({"--seed", "99999999999999999999999"},
         "--seed: '99999999999999999999999' is no whole number from 0 to "
         "18446744073709551615");
-  check({"--step-timeout", "-1"},
+  local({"--step-timeout", "-1"},
         "--step-timeout: '-1' is no whole number from 0 to 2147483647");
-  check({"--threads", "1000"},
+  local({"--threads", "1000"},
         "--threads: '1000' is no whole number from 0 to 256");
   // "--flag=" is empty, not the next argument.
-  check({"--model-out=", "--standardize"}, "--model-out: empty value");
+  local({"--model-out=", "--standardize"}, "--model-out: empty value");
   // One list of layers, every item a size.
-  check({"--model", "mlp", "--hidden", "128,,64"},
+  local({"--model", "mlp", "--hidden", "128,,64"},
         "--hidden: '128,,64' is not a list of positive layer sizes such as "
         "128,64");
-  check({"--model", "mlp", "--hidden", "5,"},
+  local({"--model", "mlp", "--hidden", "5,"},
         "--hidden: '5,' is not a list of positive layer sizes such as 128,64");
-  check({"--model", "mlp", "--hidden", "5", "--hidden=6"},
+  local({"--model", "mlp", "--hidden", "5", "--hidden=6"},
         "--hidden: given twice (one list such as 128,64)");
   // A flag of a setting not chosen would be ignored: refused.
-  check({"--momentum", "0.5"}, "--momentum: only with --optimizer momentum");
-  check({"--optimizer", "adam", "--nesterov"},
+  local({"--momentum", "0.5"}, "--momentum: only with --optimizer momentum");
+  local({"--optimizer", "adam", "--nesterov"},
         "--nesterov: only with --optimizer momentum");
-  check({"--lr-decay", "0.5"}, "--lr-decay: only with --schedule step");
-  check({"--schedule", "step", "--min-lr", "0"},
+  local({"--lr-decay", "0.5"}, "--lr-decay: only with --schedule step");
+  local({"--schedule", "step", "--min-lr", "0"},
         "--min-lr: only with --schedule cosine");
   // Schedules that would train on a NaN or negative rate.
-  check({"--schedule", "cosine", "--min-lr", "nan"},
+  local({"--schedule", "cosine", "--min-lr", "nan"},
         "--min-lr: must be >= 0, not nan");
-  check({"--schedule", "cosine", "--min-lr", "-5"},
+  local({"--schedule", "cosine", "--min-lr", "-5"},
         "--min-lr: must be >= 0, not -5");
-  check({"--schedule", "step", "--lr-decay", "-1"},
+  local({"--schedule", "step", "--lr-decay", "-1"},
         "--lr-decay: must be a positive number, not -1");
-  check({"--schedule", "step", "--lr-decay-epochs", "0"},
+  local({"--schedule", "step", "--lr-decay-epochs", "0"},
         "--lr-decay-epochs: must be at least 1");
-  check({"--model", "logistic", "--task", "regression"},
+  local({"--model", "logistic", "--task", "regression"},
         "--task: logistic regression classifies (labels 0 and 1); use "
         "'linear' for regression");
   auto ok = parse({"--role", "local", "--train", "x", "--optimizer", "momentum",
@@ -245,11 +240,6 @@ BOOST_AUTO_TEST_CASE(values_are_checked_whole) {
 }
 
 BOOST_AUTO_TEST_CASE(addresses_are_checked_with_the_flags) {
-  auto check = [](std::vector<const char*> args, const std::string& msg) {
-    auto o = parse(std::move(args));
-    BOOST_REQUIRE(!o);
-    BOOST_TEST(o.err().message() == msg);
-  };
   check({"--role", "worker", "--master", "nohost"},
         "--master: 'nohost' is not HOST:PORT");
   check({"--role", "aggregator", "--master", "h:0"},
