@@ -1133,7 +1133,9 @@ caf::behavior master(caf::stateful_actor<master_state>* self,
       auto& st = self->state;
       auto saved = save_model(self);
       auto why = std::string{"interrupted"};
-      if (!st.setup.model_out.empty())
+      if (!st.setup.model_out.empty() && !st.params)
+        why += " before training; no model to save";
+      else if (!st.setup.model_out.empty())
         why += saved ? "; saving the model failed: " + saved.message()
                      : "; model saved to " + st.setup.model_out;
       if (st.started && !st.setup.recovery.checkpoint_dir.empty())

@@ -36,6 +36,13 @@ parse_endpoint(const std::string& text, const std::string& flag) {
   };
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
     return bad();
+  // A host name or IPv4 address: no spaces, and no colon (an IPv6 address
+  // is written in brackets, [::1]).
+  auto host = text.substr(0, colon);
+  bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (host.find_first_of(" \t") != std::string::npos
+      || (!bracketed && host.find(':') != std::string::npos))
+    return bad();
   auto port_text = text.substr(colon + 1);
   if (port_text.size() > 5
       || port_text.find_first_not_of("0123456789") != std::string::npos)

@@ -134,34 +134,70 @@ private:
   std::thread thread_;
 };
 
+/// Whether paths `a` and `b` name the same file (`data.csv` and
+/// `./data.csv`, say).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(a, b, ec))
+    return true;
+  return std::filesystem::path{a}.lexically_normal()
+    == std::filesystem::path{b}.lexically_normal();
+}
+
 /// An error if an output named by the flags could not be written: found
 /// before training (once the data is read, so that a job that cannot start
 /// leaves no folder behind), so that nothing trained is lost at the end.
 error check_outputs(const node_options& o) {
+  // The role's own outputs only: a config file may name those of others.
+  auto& role = o.role;
+  bool trains = role == "local" || role == "master";
+  auto mine = [&](const std::string& path, bool used) {
+    return used ? path : std::string{};
+  };
+  auto checkpoint_dir = mine(o.checkpoint_dir, trains);
+  auto model_out = mine(o.model_out, trains);
+  auto port_file = mine(o.port_file, role == "master");
+  auto predictions_out = mine(o.predictions_out, role == "eval");
+  auto metrics_out = mine(o.metrics_out, trains || role == "eval");
+  // No output may be an input or another output: one would overwrite the
+  // other.
+  const std::pair<const std::string*, const char*> paths[] = {
+    {&model_out, "--model-out"},     {&predictions_out, "--predictions-out"},
+    {&port_file, "--port-file"},     {&metrics_out, "--metrics-out"},
+    {&o.spec.train_path, "--train"}, {&o.spec.test_path, "--test"},
+    {&o.model_in, "--model-in"},
+  };
+  constexpr size_t outputs = 4;
+  for (size_t i = 0; i < outputs; ++i) {
+    auto& [out, flag] = paths[i];
+    if (out->empty())
+      continue;
+    for (size_t j = 0; j < std::size(paths); ++j)
+      if (j != i && !paths[j].first->empty()
+          && same_file(*out, *paths[j].first))
+        return make_error(errc::bad_config,
+                          fmt::format("{} {}: is also {}", flag, *out,
+                                      paths[j].second));
+  }
   // The folder first: an output may go into it.
-  if (!o.checkpoint_dir.empty())
-    if (auto err = make_output_folder(o.checkpoint_dir, "--checkpoint-dir"))
+  if (!checkpoint_dir.empty())
+    if (auto err = make_output_folder(checkpoint_dir, "--checkpoint-dir"))
       return err;
   // Replaced atomically, so regular files only.
-  const std::pair<const std::string*, const char*> files[] = {
-    {&o.model_out, "--model-out"},
-    {&o.predictions_out, "--predictions-out"},
-    {&o.port_file, "--port-file"},
-  };
-  for (auto& [path, flag] : files)
-    if (!path->empty())
-      if (auto err = check_output_path(*path, flag))
+  for (size_t i = 0; i < 3; ++i)
+    if (!paths[i].first->empty())
+      if (auto err = check_output_path(*paths[i].first, paths[i].second))
         return err;
   // Appended to as written: a pipe or /dev/stdout will do.
-  if (!o.metrics_out.empty()) {
+  if (!metrics_out.empty()) {
     std::error_code ec;
-    auto st = std::filesystem::status(o.metrics_out, ec);
+    auto st = std::filesystem::status(metrics_out, ec);
     if (std::filesystem::is_directory(st))
       return make_error(errc::io_error,
                         fmt::format("--metrics-out {}: is a folder",
-                                    o.metrics_out));
+                                    metrics_out));
     if (!std::filesystem::exists(st))
-      if (auto err = check_output_path(o.metrics_out, "--metrics-out"))
+      if (auto err = check_output_path(metrics_out, "--metrics-out"))
         return err;
   }
   return {};
@@ -183,16 +219,6 @@ error check_actor_names(const node_options& o, const actor_registry& actors) {
         return err;
   }
   return {};
-}
-
-/// Whether paths `a` and `b` name the same file (`data.csv` and
-/// `./data.csv`, say).
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  if (std::filesystem::equivalent(a, b, ec))
-    return true;
-  return std::filesystem::path{a}.lexically_normal()
-    == std::filesystem::path{b}.lexically_normal();
 }
 
 /// An error if a job flag given with --resume differs from the job of the
@@ -597,6 +623,9 @@ int run_role(int argc, const char* const* argv, const model_registry& models,
 
 int run_node(int argc, const char* const* argv, const model_registry& models,
              const actor_registry& actors) {
+  // A reader that goes away (`--metrics-out /dev/stdout | head`) is a write
+  // error reported in one line, not a silent death by SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   // What escapes the roles (memory exhausted while loading data, say) ends
   // in one line, not in std::terminate.
   try {

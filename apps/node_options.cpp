@@ -407,6 +407,16 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   }
   if (auto err = check_roles(app, o.role, argc, argv))
     return err;
+  // An empty value ("" on the command line, `key =` in a config file) is
+  // never a setting: it would stand for a default or for nothing.
+  for (auto* opt : app.get_options()) {
+    if (opt->count() == 0 || opt == config)
+      continue;
+    for (auto& value : opt->results())
+      if (value.empty())
+        return make_error(errc::bad_value,
+                          fmt::format("{}: empty value", opt->get_name()));
+  }
   const needs_setting needs[] = {
     {"--momentum", "--optimizer", "momentum"},
     {"--nesterov", "--optimizer", "momentum"},
@@ -414,9 +424,14 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     {"--lr-decay-epochs", "--schedule", "step"},
     {"--min-lr", "--schedule", "cosine"},
   };
+  // The job's own settings: a worker takes them from the master (a shared
+  // config file may hold them), a resumed job from its checkpoint (the
+  // values are compared with it then).
+  bool job_here = (o.role == "local" || o.role == "master")
+    && app.get_option("--resume")->count() == 0;
   for (auto& n : needs) {
     auto* other = app.get_option(n.other);
-    if (given(app, n.flag)
+    if (job_here && given(app, n.flag)
         && (other->count() == 0 || other->as<std::string>() != n.value))
       return make_error(errc::bad_config,
                         fmt::format("{}: only with {} {}", n.flag, n.other,
@@ -492,9 +507,14 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                       fmt::format("--min-workers: {} is more than --workers "
                                   "{}",
                                   o.min_workers, s.workers));
-  if (o.checkpoint_every > 0 && o.checkpoint_dir.empty())
-    return make_error(errc::bad_config,
-                      "--checkpoint-every: needs --checkpoint-dir");
+  bool trains = o.role == "local" || o.role == "master";
+  for (auto* flag : {"--checkpoint-every", "--checkpoint-keep"})
+    if (trains && given(app, flag) && o.checkpoint_dir.empty())
+      return make_error(errc::bad_config,
+                        fmt::format("{}: needs --checkpoint-dir", flag));
+  if (given(app, "--checkpoint-every") && o.checkpoint_every == 0)
+    return make_error(errc::bad_value,
+                      "--checkpoint-every: must be at least 1");
   if (!o.checkpoint_dir.empty() && o.checkpoint_every == 0)
     o.checkpoint_every = 100;
   if (o.checkpoint_keep == 0)

@@ -5,13 +5,13 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include "runtime/error.hpp"
 #include "runtime/linear_models.hpp"
 #include "runtime/mlp.hpp"
 #include "runtime/model.hpp"
 #include "runtime/model_registry.hpp"
+#include "runtime/training.hpp"
 
 namespace dml {
 
@@ -43,12 +43,10 @@ bool add_layer_params(size_t in, size_t out, size_t& total) {
 /// copies in flight), so an eighth of the physical memory's floats, and
 /// never more than 2^31.
 size_t max_params() {
-  auto pages = ::sysconf(_SC_PHYS_PAGES);
-  auto page = ::sysconf(_SC_PAGESIZE);
   constexpr size_t cap = size_t{1} << 31;
-  if (pages <= 0 || page <= 0)
+  auto bytes = physical_memory_bytes();
+  if (bytes <= 0)
     return cap;
-  auto bytes = static_cast<double>(pages) * static_cast<double>(page);
   return std::min(cap, static_cast<size_t>(bytes / sizeof(float) / 8));
 }
 
@@ -57,13 +55,14 @@ error check_size(const model_config& cfg, size_t total) {
   auto most = max_params();
   if (total <= most)
     return {};
-  return bad_config(cfg, fmt::format("{} parameters ({:.1f} GiB) are more "
-                                     "than fit in this machine's memory "
-                                     "(at most {})",
-                                     total,
-                                     static_cast<double>(total) * 4.0
-                                       / (1024.0 * 1024.0 * 1024.0),
-                                     most));
+  return bad_config(
+    cfg,
+    fmt::format("{} parameters ({:.1f} GiB) are more "
+                "than fit in this machine's memory "
+                "(at most {})",
+                total,
+                static_cast<double>(total) * 4.0 / (1024.0 * 1024.0 * 1024.0),
+                most));
 }
 
 /// Checks what every built-in model needs and returns an error if not.

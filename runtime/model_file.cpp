@@ -368,14 +368,27 @@ error check_output_path(const std::string& path, const std::string& flag) {
 error make_output_folder(const std::string& dir, const std::string& flag) {
   auto what = flag + " " + dir;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  // One level only: a mistyped parent is an error, not a new tree.
+  std::filesystem::create_directory(dir, ec);
   if (ec)
     return make_error(errc::io_error,
                       fmt::format("{}: cannot create: {}", what, ec.message()));
   return check_folder(dir, what);
 }
 
-error write_file_atomic(const std::string& path, const std::string& bytes) {
+error write_file_atomic(const std::string& given, const std::string& bytes) {
+  // Through a symbolic link to its target: renaming over the link would
+  // replace the link itself (and, as root, a link such as /dev/stdout).
+  std::string path = given;
+  std::error_code link_ec;
+  if (std::filesystem::is_symlink(given, link_ec)) {
+    auto target = std::filesystem::weakly_canonical(given, link_ec);
+    if (link_ec)
+      return make_error(errc::io_error,
+                        fmt::format("{}: cannot follow the link: {}", given,
+                                    link_ec.message()));
+    path = target.string();
+  }
   auto fail = [&](const std::string& what) {
     return make_error(errc::io_error,
                       fmt::format("{}: {}: {}", path, what,

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "runtime/loaders.hpp"
 
@@ -92,6 +93,25 @@ expected<prepared_data> prepare_data(const job_spec& spec,
     }
   }
   result.config = make_model_config(spec, train->cols, classes);
+  // One step's activations: a few floats per row and unit of every layer,
+  // plus the gathered rows when they are dense. Refused here, before an
+  // allocation fails inside an actor.
+  double units = static_cast<double>(result.config.outputs);
+  for (auto h : result.config.hidden)
+    units += static_cast<double>(h);
+  auto rows = static_cast<double>(
+    std::min<uint64_t>(spec.batch_size, train->rows));
+  auto step_bytes = rows
+    * (3 * units + (train->sparse ? 0.0 : static_cast<double>(train->cols)))
+    * sizeof(float);
+  auto memory = physical_memory_bytes();
+  if (memory > 0 && step_bytes > memory / 4)
+    return make_error(errc::bad_config,
+                      fmt::format("--batch-size {}: a step of this model "
+                                  "needs {:.1f} GiB of activations, more "
+                                  "than fit in this machine's memory",
+                                  spec.batch_size,
+                                  step_bytes / (1024.0 * 1024.0 * 1024.0)));
   result.train = std::make_shared<const dataset>(std::move(*train));
   result.test = std::move(test);
   return result;
@@ -109,6 +129,14 @@ model_config make_model_config(const job_spec& spec, size_t inputs,
   else
     cfg.outputs = classes;
   return cfg;
+}
+
+double physical_memory_bytes() {
+  auto pages = ::sysconf(_SC_PHYS_PAGES);
+  auto page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0)
+    return 0;
+  return static_cast<double>(pages) * static_cast<double>(page);
 }
 
 uint32_t shard_count(const job_spec& spec, uint64_t rows) {

@@ -52,6 +52,9 @@ model_config make_model_config(const job_spec& spec, size_t inputs,
 /// the number of rows.
 uint32_t shard_count(const job_spec& spec, uint64_t rows);
 
+/// This machine's physical memory in bytes (0 if unknown).
+double physical_memory_bytes();
+
 /// One worker's contribution to a step: summed loss and gradient over
 /// `count` rows.
 struct gradient_sum {

@@ -84,6 +84,8 @@ ln -s "$dir/real.dml" "$dir/link.dml"
 [ -s "$dir/ck2/m.dml" ] || fail "no model in the checkpoint folder"
 "$node" --role local --train "$dir/train.csv" --model logistic --epochs 1 \
   --model-out "$dir/link.dml" --quiet || fail "a link as --model-out"
+[ -L "$dir/link.dml" ] && [ -s "$dir/real.dml" ] ||
+  fail "--model-out replaced the link instead of writing its target"
 printf 'standardize = false\nquiet = true\n' > "$dir/shared.ini"
 "$node" --role eval --model-in "$dir/m.dml" --test "$dir/test.csv" \
   --config "$dir/shared.ini" || fail "standardize = false refused for eval"
@@ -93,6 +95,19 @@ if [ -c /dev/full ]; then
     --role local --train "$dir/train.csv" --model logistic --epochs 1 \
     --quiet --metrics-out /dev/full
 fi
+# A step too large for this machine's memory is refused before training:
+# a hidden layer of memory/1000 units has few parameters for its size, but
+# 200 rows of its activations need about 2.4 times the memory.
+units=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 / 1000 }' /proc/meminfo)
+expect_error 1 "^dml-node: --batch-size 200: a step of this model needs .* GiB of activations, more than fit in this machine's memory$" \
+  --role local --train "$dir/train.csv" --model mlp --hidden "$units" \
+  --batch-size 200
+# Outputs that are inputs or each other.
+expect_error 1 "^dml-node: --model-out $dir/train.csv: is also --train$" \
+  --role local --train "$dir/train.csv" --model-out "$dir/train.csv"
+expect_error 1 "^dml-node: --predictions-out $dir/m.dml: is also --model-in$" \
+  --role eval --model-in "$dir/m.dml" --test "$dir/test.csv" \
+  --predictions-out "$dir/m.dml"
 # Settings the data or the model cannot have.
 printf '1 1:0.5\n0 2:1.5\n' > "$dir/t.svm"
 expect_error 1 "^dml-node: --label-column: only for CSV data, and $dir/t.svm is LIBSVM$" \

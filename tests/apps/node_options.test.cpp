@@ -172,6 +172,17 @@ BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
   check({"--role", "eval", "--model-in", "m", "--test", "t", "--threads", "2"},
         "--threads: only for --role local, master, worker or aggregator, not "
         "eval");
+  check({"--role", "local", "--train", "x", "--model-out", ""},
+        "--model-out: empty value");
+  check({"--role", "local", "--train", "x", "--checkpoint-keep", "2"},
+        "--checkpoint-keep: needs --checkpoint-dir");
+  check({"--role", "local", "--train", "x", "--checkpoint-dir", "c",
+         "--checkpoint-every", "0"},
+        "--checkpoint-every: must be at least 1");
+  // The job's settings belong to the master or the checkpoint: checked
+  // there, not on a worker or against a resumed job's defaults.
+  BOOST_TEST(static_cast<bool>(
+    parse({"--role", "master", "--resume", "ck", "--momentum", "0.8"})));
   // A switch set to false is as good as absent.
   BOOST_TEST(static_cast<bool>(parse({"--role", "eval", "--model-in", "m",
                                       "--test", "t", "--standardize=false"})));
@@ -246,6 +257,12 @@ BOOST_AUTO_TEST_CASE(addresses_are_checked_with_the_flags) {
         "--master: 'h:0' names port 0");
   check({"--role", "master", "--train", "x", "--listen", "127.0.0.1:99999"},
         "--listen: '127.0.0.1:99999' is not HOST:PORT");
+  check({"--role", "master", "--train", "x", "--listen", "127.0.0.1:0:0"},
+        "--listen: '127.0.0.1:0:0' is not HOST:PORT");
+  check({"--role", "master", "--train", "x", "--listen", " 127.0.0.1:0"},
+        "--listen: ' 127.0.0.1:0' is not HOST:PORT");
+  check({"--role", "worker", "--master", "127.0.0.1:+80"},
+        "--master: '127.0.0.1:+80' is not HOST:PORT");
   BOOST_TEST(static_cast<bool>(
     parse({"--role", "master", "--train", "x", "--listen", "0.0.0.0:0"})));
 }
@@ -297,7 +314,8 @@ BOOST_AUTO_TEST_CASE(config_file_sets_the_same_keys) {
   {
     std::ofstream out{path};
     out << "master = h:7400\nlisten = 0.0.0.0:7400\ntrain = data.csv\n"
-           "epochs = 2\nworkers = 2\n";
+           "epochs = 2\nworkers = 2\noptimizer = momentum\nmomentum = 0.8\n"
+           "port-file = /nonexistent/port\n";
   }
   for (auto* role : {"master", "worker", "aggregator"}) {
     auto shared = parse({"--config", path.c_str(), "--role", role});

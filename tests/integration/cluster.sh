@@ -229,7 +229,7 @@ case "$case_name" in
     ;;
   protocol_mismatch)
     start master --role master --listen 127.0.0.1:0 --port-file "$dir/port" \
-      --workers 1 "${flags[@]}"
+      --workers 1 "${flags[@]}" --model-out "$dir/never.dml"
     port=$(wait_port)
     start old --role worker --master "127.0.0.1:$port" --app-id dml-protocol-0
     finish old 1
@@ -237,7 +237,10 @@ case "$case_name" in
       || fail "no version error: $(cat "$dir/old.log")"
     kill -TERM "$master_pid"
     finish master 1
-    grep -q "interrupted" "$dir/master.log" || fail "master: $(cat "$dir/master.log")"
+    # Stopped before training: it says so, and writes no model.
+    grep -q "interrupted before training; no model to save" "$dir/master.log" \
+      || fail "master: $(cat "$dir/master.log")"
+    [ ! -e "$dir/never.dml" ] || fail "a model was written before training"
     ;;
   no_master)
     port=$(free_port)
