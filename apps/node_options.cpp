@@ -489,6 +489,24 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                                   o.peer_timeout_ms, o.heartbeat_ms));
   o.tensor_link = tensor_link != "off";
   o.shared_memory = tensor_link == "on";
+  // Flags that a setting of this job makes meaningless.
+  auto refuse = [](const char* flag, const std::string& why) {
+    return make_error(errc::bad_config, fmt::format("{}: {}", flag, why));
+  };
+  if (o.role == "master" && !o.tensor_link && given(app, "--link-port"))
+    return refuse("--link-port", "no tensor links with --tensor-link off");
+  if (job_here) {
+    if (o.role == "local" && s.aggregators == 0
+        && given(app, "--aggregator-type"))
+      return refuse("--aggregator-type", "no aggregators (--aggregators 0)");
+    if (s.test_path.empty() && given(app, "--evaluator-type"))
+      return refuse("--evaluator-type", "nothing to evaluate without --test");
+    if (s.model != "mlp" && given(app, "--activation")
+        && (s.model == "linear" || s.model == "logistic"
+            || s.model == "softmax"))
+      return refuse("--activation",
+                    fmt::format("'{}' has no hidden layers", s.model));
+  }
   o.step_timeout_given = step_timeout->count() > 0;
   if (o.step_timeout_ms == 0)
     return make_error(errc::bad_value, "--step-timeout: must be at least 1");
@@ -499,6 +517,18 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   if (!faults)
     return faults.err();
   o.faults = std::move(*faults);
+  // In one process the ranks are known: a fault aimed past them would never
+  // fire.
+  if (job_here && o.role == "local")
+    for (auto& f : o.faults) {
+      bool agg = f.kind == fault_kind::kill_aggregator;
+      auto count = agg ? s.aggregators : s.workers;
+      if (f.rank < 0 || static_cast<uint32_t>(f.rank) >= count)
+        return refuse("--inject",
+                      fmt::format("{} rank {} does not exist ({} {})",
+                                  agg ? "aggregator" : "worker", f.rank, count,
+                                  agg ? "aggregators" : "workers"));
+    }
   if (o.min_workers == 0)
     return make_error(errc::bad_value, "--min-workers: must be at least 1");
   if (o.min_workers > s.workers && o.resume_dir.empty()

@@ -79,17 +79,16 @@ BOOST_AUTO_TEST_CASE(tensor_link_flags) {
   BOOST_TEST(on->tensor_link);
   BOOST_TEST(on->shared_memory);
   BOOST_TEST(on->link_port == 0u);
-  auto tcp = parse(
-    {"--role", "master", "--train", "x", "--tensor-link", "tcp"});
+  auto tcp = parse({"--role", "master", "--train", "x", "--tensor-link", "tcp",
+                    "--link-port", "7401"});
   BOOST_REQUIRE(tcp);
   BOOST_TEST(tcp->tensor_link);
   BOOST_TEST(!tcp->shared_memory);
-  auto off = parse({"--role", "master", "--train", "x", "--tensor-link=off",
-                    "--link-port", "7401"});
+  BOOST_TEST(tcp->link_port == 7401u);
+  auto off = parse({"--role", "master", "--train", "x", "--tensor-link=off"});
   BOOST_REQUIRE(off);
   BOOST_TEST(!off->tensor_link);
   BOOST_TEST(!off->shared_memory);
-  BOOST_TEST(off->link_port == 7401u);
   auto bad = parse(
     {"--role", "master", "--train", "x", "--tensor-link", "maybe"});
   BOOST_REQUIRE(!bad);
@@ -179,6 +178,22 @@ BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
   check({"--role", "local", "--train", "x", "--checkpoint-dir", "c",
          "--checkpoint-every", "0"},
         "--checkpoint-every: must be at least 1");
+  // Flags a setting of the job makes meaningless.
+  check({"--role", "local", "--train", "x", "--workers", "2", "--inject",
+         "kill:rank=5,step=1"},
+        "--inject: worker rank 5 does not exist (2 workers)");
+  check({"--role", "local", "--train", "x", "--inject",
+         "kill-aggregator:rank=0,step=1"},
+        "--inject: aggregator rank 0 does not exist (0 aggregators)");
+  check({"--role", "local", "--train", "x", "--activation", "tanh"},
+        "--activation: 'softmax' has no hidden layers");
+  check({"--role", "local", "--train", "x", "--evaluator-type", "e"},
+        "--evaluator-type: nothing to evaluate without --test");
+  check({"--role", "local", "--train", "x", "--aggregator-type", "a"},
+        "--aggregator-type: no aggregators (--aggregators 0)");
+  check({"--role", "master", "--train", "x", "--tensor-link", "off",
+         "--link-port", "5000"},
+        "--link-port: no tensor links with --tensor-link off");
   // The job's settings belong to the master or the checkpoint: checked
   // there, not on a worker or against a resumed job's defaults.
   BOOST_TEST(static_cast<bool>(
