@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -453,6 +454,12 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   s.act = *parse_activation(activation_name);
   s.opt.kind = *parse_optimizer(optimizer_name);
   s.opt.schedule = *parse_schedule(schedule_name);
+  // The job's data by absolute path: a checkpoint then resumes from any
+  // working directory.
+  if (o.role == "local" || o.role == "master")
+    for (auto* path : {&s.train_path, &s.test_path})
+      if (!path->empty())
+        *path = std::filesystem::absolute(*path).lexically_normal().string();
   if (s.model == "mlp" && s.hidden.empty())
     s.hidden = {128};
   if (o.role == "eval") {

@@ -120,17 +120,21 @@ expect_error 2 "^dml-node: --config $dir/bad.ini: --epochs: 'one' is no whole nu
   --role local --train "$dir/train.csv" --config "$dir/bad.ini"
 
 # Checkpoints, then resuming from one: the same parameters as the whole run.
-"$node" --role local --train "$dir/train.csv" --model logistic --epochs 3 \
-  --batch-size 16 --workers 2 --checkpoint-dir "$dir/ck" --checkpoint-every 7 \
-  --metrics-out "$dir/whole.jsonl" --quiet
+# The data by a relative path: the checkpoint still resumes from another
+# folder.
+(cd "$dir" && "$node" --role local --train train.csv --model logistic \
+  --epochs 3 --batch-size 16 --workers 2 --checkpoint-dir ck \
+  --checkpoint-every 7 --metrics-out whole.jsonl --quiet)
 n=$(ls "$dir/ck" | wc -l) # written in the background: fewer if steps outrun it
 [ "$n" -ge 1 ] && [ "$n" -le 3 ] || fail "expected 1 to 3 checkpoints: $(ls "$dir/ck")"
 # A job flag that differs from the checkpoint's job is refused, not ignored.
 expect_error 1 "--epochs: 9 differs from the job of $dir/ck/ckpt-.*(3); a resumed job keeps its settings" \
   --role local --resume "$dir/ck" --epochs 9
-(cd "$dir" && "$node" --role local --resume ck --metrics-out resumed.jsonl \
-  --epochs 3 --train "./train.csv" 2> resume.err)
-grep -q "resuming from ck/ckpt-" "$dir/resume.err" || fail "no resume line: $(cat "$dir/resume.err")"
+mkdir "$dir/elsewhere"
+(cd "$dir/elsewhere" && "$node" --role local --resume ../ck \
+  --metrics-out ../resumed.jsonl --epochs 3 --train ../train.csv \
+  2> ../resume.err)
+grep -q "resuming from ../ck/ckpt-" "$dir/resume.err" || fail "no resume line: $(cat "$dir/resume.err")"
 sha() { grep -o '"params_sha256":"[0-9a-f]*"' "$1"; }
 [ "$(sha "$dir/whole.jsonl")" = "$(sha "$dir/resumed.jsonl")" ] || fail "resumed params differ"
 grep -q '"samples":600,' "$dir/resumed.jsonl" || fail "resumed samples: $(tail -n 1 "$dir/resumed.jsonl")"
