@@ -234,12 +234,19 @@ error check_same_job(const node_options& o, const job_spec& saved,
         && same_file(given[key].get<std::string>(),
                      kept[key].get<std::string>()))
       continue;
-    if (given[key] != kept[key])
+    if (given[key] != kept[key]) {
+      // Floats as the float they are (0.02, not 0.019999999552965164).
+      auto text = [](const nlohmann::json& v) {
+        return v.is_number_float()
+          ? fmt::format("{}", static_cast<float>(v.get<double>()))
+          : v.dump();
+      };
       return make_error(errc::bad_config,
                         fmt::format("{}: {} differs from the job of {} ({}); "
                                     "a resumed job keeps its settings",
-                                    flag, given[key].dump(), path,
-                                    kept[key].dump()));
+                                    flag, text(given[key]), path,
+                                    text(kept[key])));
+    }
   }
   return {};
 }
@@ -315,8 +322,11 @@ int run_master_role(node_options o, const model_registry& registry,
                                      protocol_version);
     if (!links)
       return fail(make_error(links.err().code(),
-                             fmt::format("--listen {}: {}", o.listen,
-                                         links.err().message())));
+                             o.link_port != 0
+                               ? fmt::format("--link-port {}: {}", o.link_port,
+                                             links.err().message())
+                               : fmt::format("--listen {}: {}", o.listen,
+                                             links.err().message())));
     ms.links = std::shared_ptr<link_listener>{std::move(*links)};
     ms.shared_memory = o.shared_memory;
   }
@@ -414,6 +424,17 @@ int run_worker(const node_options& o, const model_registry& registry) {
   auto endpoint = parse_endpoint(o.master, "--master");
   if (!endpoint)
     return fail(endpoint.err());
+  // The copy of the data is read once the master sent the job; a file that
+  // cannot be opened is said now, not after waiting for the master.
+  if (!o.data_path.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(o.data_path, ec)
+        || ::access(o.data_path.c_str(), R_OK) != 0)
+      return fail(make_error(errc::io_error,
+                             fmt::format("--data {}: cannot read it (missing, "
+                                         "unreadable or not a file)",
+                                         o.data_path)));
+  }
   caf::actor_system_config cfg;
   configure(cfg, o);
   auto transport = transport_of(o);

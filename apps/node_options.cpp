@@ -62,6 +62,14 @@ std::string parse_error_text(const CLI::ParseError& e, const CLI::App& app,
                              const CLI::Option& config, int argc,
                              const char* const* argv) {
   std::string what = e.what();
+  // "--epochs: At Most 1 required but received 2"
+  auto twice = what.find(": At Most 1 required but received");
+  if (twice != std::string::npos)
+    return what.substr(0, twice) + ": given more than once";
+  if (e.get_name() == "FileError" && config.count() > 0)
+    return fmt::format("--config {}: cannot read it (missing, unreadable or "
+                       "a folder)",
+                       config.results().front());
   if (config.count() == 0 || e.get_name() == "RequiredError")
     return what;
   if (e.get_name() != "ConfigError") {
@@ -500,6 +508,10 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   auto refuse = [](const char* flag, const std::string& why) {
     return make_error(errc::bad_config, fmt::format("{}: {}", flag, why));
   };
+  if (given(app, "--label-column")
+      && (s.format == "idx" || s.format == "libsvm"))
+    return refuse("--label-column",
+                  "only for CSV data, not --format " + s.format);
   if (o.role == "master" && !o.tensor_link && given(app, "--link-port"))
     return refuse("--link-port", "no tensor links with --tensor-link off");
   if (job_here) {

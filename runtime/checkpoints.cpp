@@ -67,7 +67,11 @@ expected<found_checkpoint> newest_checkpoint(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     return make_error(errc::io_error,
-                      fmt::format("--resume {}: no such folder", dir));
+                      fmt::format(fs::exists(dir, ec)
+                                    ? "--resume {}: is a file, not a folder "
+                                      "of checkpoints"
+                                    : "--resume {}: no such folder",
+                                  dir));
   auto names = list(dir);
   if (!names)
     return names.err();

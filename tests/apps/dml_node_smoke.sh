@@ -69,6 +69,10 @@ expect_error 1 "^dml-node: --checkpoint-dir $dir/train.csv/ck: cannot create" \
   --role local --train "$dir/train.csv" --checkpoint-dir "$dir/train.csv/ck"
 expect_error 1 "^dml-node: $dir: is a folder, not a file$" \
   --role eval --model-in "$dir" --test "$dir/test.csv"
+expect_error 1 "^dml-node: --resume $dir/train.csv: is a file, not a folder of checkpoints$" \
+  --role local --resume "$dir/train.csv"
+expect_error 1 "^dml-node: --data $dir/none.csv: cannot read it (missing, unreadable or not a file)$" \
+  --role worker --master 127.0.0.1:1 --data "$dir/none.csv" --connect-timeout 600000
 # Unknown actor names are found before any data is read or any connection
 # is tried (nothing listens on port 1).
 expect_error 1 "^dml-node: unknown aggregator 'nope' (known: aggregator)$" \

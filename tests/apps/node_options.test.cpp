@@ -173,6 +173,13 @@ BOOST_AUTO_TEST_CASE(a_flag_of_another_role_is_refused) {
         "eval");
   check({"--role", "local", "--train", "x", "--model-out", ""},
         "--model-out: empty value");
+  check({"--role", "local", "--train", "x", "--epochs", "1", "--epochs=2"},
+        "--epochs: given more than once");
+  check({"--role", "local", "--train", "x.svm", "--format", "libsvm",
+         "--label-column", "y"},
+        "--label-column: only for CSV data, not --format libsvm");
+  check({"--role", "local", "--config", "/"},
+        "--config /: cannot read it (missing, unreadable or a folder)");
   check({"--role", "local", "--train", "x", "--checkpoint-keep", "2"},
         "--checkpoint-keep: needs --checkpoint-dir");
   check({"--role", "local", "--train", "x", "--checkpoint-dir", "c",
