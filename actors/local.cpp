@@ -33,6 +33,7 @@ master_setup make_master_setup(const local_options& opts,
   ms.meta.config = data.config;
   ms.meta.task = data.task;
   ms.meta.stdz = data.stdz;
+  ms.fingerprint = data.fingerprint;
   ms.instance = std::move(instance);
   ms.rows = data.train->rows;
   ms.shards = shard_count(opts.spec, ms.rows);

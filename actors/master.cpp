@@ -167,7 +167,7 @@ checkpoint make_checkpoint(self_ptr self) {
   c.rng_state = st.setup.spec.seed;
   c.epoch_loss = st.epoch_loss;
   c.train_s = st.train_s + seconds_since(st.t_epoch);
-  c.spec_json = to_json(st.setup.spec);
+  c.spec_json = to_json(st.setup.spec, st.setup.fingerprint);
   return c;
 }
 

@@ -275,6 +275,23 @@ expected<std::shared_ptr<const checkpoint>> load_resume(node_options& o) {
   return std::make_shared<const checkpoint>(std::move(found->data));
 }
 
+/// An error if `data` is not the data the checkpoint `resumed` (if any) was
+/// trained on: its shard cursors would point into other rows.
+error check_resumed_data(const std::shared_ptr<const checkpoint>& resumed,
+                         const prepared_data& data, const std::string& train) {
+  if (!resumed)
+    return {};
+  auto saved = data_fingerprint_of(resumed->spec_json);
+  if (saved.empty() || data.fingerprint.empty() || saved == data.fingerprint)
+    return {};
+  return make_error(errc::bad_config,
+                    fmt::format("--resume: {} is not the data the checkpoint "
+                                "was trained on (fingerprint {}, the "
+                                "checkpoint's {})",
+                                train, data.fingerprint.substr(0, 16),
+                                saved.substr(0, 16)));
+}
+
 /// Returns the options shared by the local and master roles (`resume`: the
 /// checkpoint to start from, or null).
 local_options local_options_of(const node_options& o,
@@ -307,6 +324,8 @@ int run_master_role(node_options o, const model_registry& registry,
   auto data = prepare_data(o.spec, true);
   if (!data)
     return fail(data.err());
+  if (auto err = check_resumed_data(*resume, *data, o.spec.train_path))
+    return fail(err);
   if (auto err = check_outputs(o))
     return fail(err);
   auto instance = registry.make(data->config);
@@ -526,9 +545,13 @@ int run_local_role(node_options o, const model_registry& registry,
   auto resume = load_resume(o);
   if (!resume)
     return fail(resume.err());
-  auto data = prepare_data(o.spec);
+  // The data's fingerprint goes into checkpoints and is compared on resume.
+  auto data = prepare_data(o.spec,
+                           !o.checkpoint_dir.empty() || !o.resume_dir.empty());
   if (!data)
     return fail(data.err());
+  if (auto err = check_resumed_data(*resume, *data, o.spec.train_path))
+    return fail(err);
   if (auto err = check_outputs(o))
     return fail(err);
   if (!registry.contains(o.spec.model)) {

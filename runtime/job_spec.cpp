@@ -54,6 +54,21 @@ std::string to_json(const job_spec& s) {
   return o.dump();
 }
 
+std::string to_json(const job_spec& spec, const std::string& fingerprint) {
+  auto o = json::parse(to_json(spec));
+  if (!fingerprint.empty())
+    o["data_fingerprint"] = fingerprint;
+  return o.dump();
+}
+
+std::string data_fingerprint_of(const std::string& spec_json) {
+  auto o = json::parse(spec_json, nullptr, false);
+  if (!o.is_object() || !o.contains("data_fingerprint")
+      || !o["data_fingerprint"].is_string())
+    return {};
+  return o["data_fingerprint"].get<std::string>();
+}
+
 expected<job_spec> job_spec_from_json(const std::string& text) {
   auto o = json::parse(text, nullptr, false);
   if (o.is_discarded() || !o.is_object())
@@ -118,6 +133,8 @@ expected<job_spec> job_spec_from_json(const std::string& text) {
         s.workers = v.get<uint32_t>();
       else if (key == "aggregators")
         s.aggregators = v.get<uint32_t>();
+      else if (key == "data_fingerprint")
+        continue; // a checkpoint's, read by data_fingerprint_of
       else
         return make_error(errc::bad_format,
                           "job spec: unknown key '" + key + "'");
@@ -195,12 +212,14 @@ error validate(const job_spec& s) {
   if (!(s.opt.min_lr >= 0) || !std::isfinite(s.opt.min_lr))
     return bad("min-lr", fmt::format("must be >= 0, not {}", s.opt.min_lr));
   if (s.opt.min_lr > s.opt.lr)
-    return bad("min-lr", fmt::format("{} is above --lr {}: the cosine "
-                                     "schedule only lowers the rate",
-                                     s.opt.min_lr, s.opt.lr));
+    return bad("min-lr",
+               fmt::format("{} is above --lr {}: the cosine "
+                           "schedule only lowers the rate",
+                           s.opt.min_lr, s.opt.lr));
   if (s.model == "logistic" && s.task == "regression")
-    return bad("task", "logistic regression classifies (labels 0 and 1); "
-                       "use 'linear' for regression");
+    return bad("task",
+               "logistic regression classifies (labels 0 and 1); "
+               "use 'linear' for regression");
   return {};
 }
 

@@ -52,6 +52,14 @@ struct job_spec {
 /// Returns the spec as canonical JSON text.
 std::string to_json(const job_spec& spec);
 
+/// `to_json(spec)` with the training data's fingerprint (SHA-256 of its
+/// rows) under "data_fingerprint", as a checkpoint keeps it; none if empty.
+std::string to_json(const job_spec& spec, const std::string& fingerprint);
+
+/// The "data_fingerprint" of a spec written by `to_json(spec, fingerprint)`;
+/// empty if it has none.
+std::string data_fingerprint_of(const std::string& spec_json);
+
 /// Parses `text` as produced by `to_json`. Unknown or mistyped keys are
 /// errors.
 expected<job_spec> job_spec_from_json(const std::string& text);

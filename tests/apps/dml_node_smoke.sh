@@ -134,6 +134,13 @@ n=$(ls "$dir/ck" | wc -l) # written in the background: fewer if steps outrun it
 # A job flag that differs from the checkpoint's job is refused, not ignored.
 expect_error 1 "--epochs: 9 differs from the job of $dir/ck/ckpt-.*(3); a resumed job keeps its settings" \
   --role local --resume "$dir/ck" --epochs 9
+# Other rows under the same name: the checkpoint's cursors would point into
+# other data, so resuming is refused.
+cp "$dir/train.csv" "$dir/train.bak"
+{ head -n 1 "$dir/train.bak"; tail -n +2 "$dir/train.bak" | tac; } > "$dir/train.csv"
+expect_error 1 "^dml-node: --resume: $dir/train.csv is not the data the checkpoint was trained on (fingerprint [0-9a-f]*, the checkpoint's [0-9a-f]*)$" \
+  --role local --resume "$dir/ck" --quiet
+mv "$dir/train.bak" "$dir/train.csv"
 mkdir "$dir/elsewhere"
 (cd "$dir/elsewhere" && "$node" --role local --resume ../ck \
   --metrics-out ../resumed.jsonl --epochs 3 --train ../train.csv \
