@@ -94,12 +94,14 @@ BOOST_AUTO_TEST_CASE(a_standardizer_that_does_not_fit_is_rejected) {
   check(m, "x.dml: the standardizer has 3 means and 3 scales for 4 inputs");
   m = sample_model();
   m.stdz.scale[1] = 0;
-  check(m, "x.dml: the standardizer's input 1 has mean -1 and scale 0 (a "
-           "finite mean and a finite, positive scale expected)");
+  check(m,
+        "x.dml: the standardizer's input 1 has mean -1 and scale 0 (a "
+        "finite mean and a finite, positive scale expected)");
   m = sample_model();
   m.stdz.mean[2] = std::numeric_limits<float>::quiet_NaN();
-  check(m, "x.dml: the standardizer's input 2 has mean nan and scale 0.25 (a "
-           "finite mean and a finite, positive scale expected)");
+  check(m,
+        "x.dml: the standardizer's input 2 has mean nan and scale 0.25 (a "
+        "finite mean and a finite, positive scale expected)");
   m = sample_model();
   m.stdz = {};
   BOOST_TEST(static_cast<bool>(decode_model_file(encode(m), "x.dml")));
