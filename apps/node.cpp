@@ -150,7 +150,7 @@ bool same_file(const std::string& a, const std::string& b) {
 error check_outputs(const node_options& o) {
   // The role's own outputs only: a config file may name those of others.
   auto& role = o.role;
-  bool trains = role == "local" || role == "master";
+  bool trains = o.trains();
   auto mine = [&](const std::string& path, bool used) {
     return used ? path : std::string{};
   };
@@ -167,6 +167,8 @@ error check_outputs(const node_options& o) {
     {&o.spec.train_path, "--train"}, {&o.spec.test_path, "--test"},
     {&o.model_in, "--model-in"},
   };
+  // The first three are replaced atomically, the fourth appended to.
+  constexpr size_t replaced = 3;
   constexpr size_t outputs = 4;
   for (size_t i = 0; i < outputs; ++i) {
     auto& [out, flag] = paths[i];
@@ -184,7 +186,7 @@ error check_outputs(const node_options& o) {
     if (auto err = make_output_folder(checkpoint_dir, "--checkpoint-dir"))
       return err;
   // Replaced atomically, so regular files only.
-  for (size_t i = 0; i < 3; ++i)
+  for (size_t i = 0; i < replaced; ++i)
     if (!paths[i].first->empty())
       if (auto err = check_output_path(*paths[i].first, paths[i].second))
         return err;
@@ -210,7 +212,7 @@ error check_actor_names(const node_options& o, const actor_registry& actors) {
   if (role == "local" || role == "aggregator")
     if (auto err = actors.check(actor_kind::aggregator, o.aggregator_type))
       return err;
-  if (role == "local" || role == "master") {
+  if (o.trains()) {
     if (auto err = actors.check(actor_kind::evaluator, o.evaluator_type))
       return err;
     for (auto& text : o.observers)

@@ -436,8 +436,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   // The job's own settings: a worker takes them from the master (a shared
   // config file may hold them), a resumed job from its checkpoint (the
   // values are compared with it then).
-  bool job_here = (o.role == "local" || o.role == "master")
-    && app.get_option("--resume")->count() == 0;
+  bool job_here = o.trains() && app.get_option("--resume")->count() == 0;
   for (auto& n : needs) {
     auto* other = app.get_option(n.other);
     if (job_here && given(app, n.flag)
@@ -464,7 +463,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
   s.opt.schedule = *parse_schedule(schedule_name);
   // The job's data by absolute path: a checkpoint then resumes from any
   // working directory.
-  if (o.role == "local" || o.role == "master")
+  if (o.trains())
     for (auto* path : {&s.train_path, &s.test_path})
       if (!path->empty())
         *path = std::filesystem::absolute(*path).lexically_normal().string();
@@ -477,7 +476,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
                         "eval");
     if (s.test_path.empty())
       return make_error(errc::bad_config, "--test: required for --role eval");
-  } else if (o.role == "local" || o.role == "master") {
+  } else if (o.trains()) {
     // With --resume the job spec comes from the checkpoint (checked then).
     if (o.resume_dir.empty())
       if (auto err = validate(s))
@@ -520,7 +519,7 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
       return refuse("--aggregator-type", "no aggregators (--aggregators 0)");
     if (s.test_path.empty() && given(app, "--evaluator-type"))
       return refuse("--evaluator-type", "nothing to evaluate without --test");
-    if (s.model != "mlp" && given(app, "--activation")
+    if (given(app, "--activation")
         && (s.model == "linear" || s.model == "logistic"
             || s.model == "softmax"))
       return refuse("--activation",
@@ -550,15 +549,13 @@ expected<node_options> parse_node_options(int argc, const char* const* argv) {
     }
   if (o.min_workers == 0)
     return make_error(errc::bad_value, "--min-workers: must be at least 1");
-  if (o.min_workers > s.workers && o.resume_dir.empty()
-      && (o.role == "local" || o.role == "master"))
+  if (o.min_workers > s.workers && o.resume_dir.empty() && o.trains())
     return make_error(errc::bad_config,
                       fmt::format("--min-workers: {} is more than --workers "
                                   "{}",
                                   o.min_workers, s.workers));
-  bool trains = o.role == "local" || o.role == "master";
   for (auto* flag : {"--checkpoint-every", "--checkpoint-keep"})
-    if (trains && given(app, flag) && o.checkpoint_dir.empty())
+    if (o.trains() && given(app, flag) && o.checkpoint_dir.empty())
       return make_error(errc::bad_config,
                         fmt::format("{}: needs --checkpoint-dir", flag));
   if (given(app, "--checkpoint-every") && o.checkpoint_every == 0)

@@ -14,6 +14,13 @@ namespace dml {
 struct node_options {
   /// master, worker, aggregator, local or eval.
   std::string role;
+
+  /// Whether the role runs the job itself (local or master): it owns the
+  /// job spec, the model and the outputs of training.
+  bool trains() const noexcept {
+    return role == "local" || role == "master";
+  }
+
   job_spec spec;
   std::string model_out;
   std::string metrics_out;

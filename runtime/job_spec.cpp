@@ -22,7 +22,9 @@ const char* to_string(activation x) noexcept {
   return x == activation::tanh ? "tanh" : "relu";
 }
 
-std::string to_json(const job_spec& s) {
+namespace {
+
+json to_object(const job_spec& s) {
   json o = json::object();
   o["train"] = s.train_path;
   o["test"] = s.test_path;
@@ -51,11 +53,17 @@ std::string to_json(const job_spec& s) {
   o["seed"] = s.seed;
   o["workers"] = s.workers;
   o["aggregators"] = s.aggregators;
-  return o.dump();
+  return o;
+}
+
+} // namespace
+
+std::string to_json(const job_spec& s) {
+  return to_object(s).dump();
 }
 
 std::string to_json(const job_spec& spec, const std::string& fingerprint) {
-  auto o = json::parse(to_json(spec));
+  auto o = to_object(spec);
   if (!fingerprint.empty())
     o["data_fingerprint"] = fingerprint;
   return o.dump();
