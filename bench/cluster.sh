@@ -5,6 +5,9 @@
 # (--tensor-link tcp, as between hosts) and in CAF messages (--tensor-link
 # off), plus the raw TCP ceiling for the bytes a step moves. Each rate is the
 # median of REPEAT runs (default 3), local and distributed runs alternating.
+# The "bare processes" column is the same step in three processes with no
+# runtime (`dml-bench-throughput --run 2p`): what the machine gives any
+# implementation of it, and so the bound for the processes' ratio.
 #
 # Usage: [REPEAT=N] bench/cluster.sh [BUILD_DIR] [EPOCHS] [BATCH ...]
 set -euo pipefail
@@ -18,8 +21,10 @@ batches=("${@:-128}")
 repeat="${REPEAT:-3}"
 node="$build/apps/dml-node"
 tcp="$build/bench/dml-bench-tcp-copy"
+bare="$build/bench/dml-bench-throughput"
 need_program "$node"
 need_program "$tcp"
+need_program "$bare"
 need_count EPOCHS "$epochs"
 need_count REPEAT "$repeat"
 for b in "${batches[@]}"; do need_count BATCH "$b"; done
@@ -56,8 +61,8 @@ dist() {
   wait
 }
 
-echo "| model | batch | local 2w samples/s | 2 worker processes, links, shared memory | ratio | links, TCP | ratio | CAF messages | ratio | bytes/step | exchange MB/s (links, TCP) | raw TCP MB/s (same message size) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | batch | local 2w samples/s | 2 worker processes, links, shared memory | ratio | links, TCP | ratio | CAF messages | ratio | 2 bare processes | ratio | bytes/step | exchange MB/s (links, TCP) | raw TCP MB/s (same message size) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for batch in "${batches[@]}"; do
   for model in softmax mlp; do
     extra=(--model softmax --lr 0.1)
@@ -69,7 +74,7 @@ for batch in "${batches[@]}"; do
     flags=(--train "$data/train-images-idx3-ubyte.gz" --batch-size "$batch"
            --epochs "$epochs" --quiet "${extra[@]}")
     : > "$dir/local.rates"; : > "$dir/shm.rates"; : > "$dir/link.rates"
-    : > "$dir/caf.rates"
+    : > "$dir/caf.rates"; : > "$dir/bare.rates"
     : > "$dir/xfer"
     # Per step: parameters down to and a gradient up from each worker.
     bytes=$((2 * 2 * params * 4))
@@ -86,18 +91,22 @@ for batch in "${batches[@]}"; do
         'BEGIN { printf "%.0f\n", b * n / s / 1e6 }' >> "$dir/xfer"
       dist "$dir/caf.jsonl" off "${flags[@]}"
       rate "$dir/caf.jsonl" >> "$dir/caf.rates"
+      "$bare" --run 2p --models "$model" --batches "$batch" --epochs "$epochs" \
+        | cut -d' ' -f1 >> "$dir/bare.rates"
     done
     local_rate=$(median < "$dir/local.rates")
     shm_rate=$(median < "$dir/shm.rates")
     link_rate=$(median < "$dir/link.rates")
     caf_rate=$(median < "$dir/caf.rates")
+    bare_rate=$(median < "$dir/bare.rates")
     xfer=$(median < "$dir/xfer")
     raw=$("$tcp" $((params * 4)) 2000 | awk '{ print $8 }')
-    printf '| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %d | %s | %s |\n' \
+    printf '| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %d | %s | %s |\n' \
       "$model" "$batch" "$local_rate" \
       "$shm_rate" "$(ratio "$shm_rate" "$local_rate")" \
       "$link_rate" "$(ratio "$link_rate" "$local_rate")" \
       "$caf_rate" "$(ratio "$caf_rate" "$local_rate")" \
+      "$bare_rate" "$(ratio "$bare_rate" "$local_rate")" \
       "$bytes" "$xfer" "$raw"
   done
 done

@@ -9,6 +9,13 @@
 // on every run), so "2w/2t" is what the actor runtime keeps of what two
 // threads get from the machine.
 //
+// The "2 processes" column is the same step across three bare processes,
+// as distributed mode runs it on one host: a master that applies the update
+// and two forked workers, meeting in shared memory and waking each other
+// with futexes (no runtime, no messages). It also ends with local mode's
+// parameter bits. "2p/2w" bounds what master + 2 worker processes can keep
+// of local mode with 2 workers on this machine.
+//
 // Usage: dml-bench-throughput [--epochs N] [--models softmax|mlp]
 //                             [--batches 64,128,256] [--repeat R]
 // (local mode at the batch sizes given; by default at 128 only, the loop at
@@ -36,6 +43,11 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 
@@ -43,6 +55,7 @@
 #include "actors/local.hpp"
 #include "actors/messages.hpp"
 #include "runtime/sha256.hpp"
+#include "runtime/shared_segment.hpp"
 #include "runtime/training.hpp"
 
 using namespace dml;
@@ -194,6 +207,146 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
   return {static_cast<double>(samples) / secs, params_sha256(params)};
 }
 
+/// What one worker process of `processes_rate` and the master share about
+/// the step in flight: futex words and the gradient's header.
+struct alignas(64) process_box {
+  /// The step the master posted (its parameters are in place).
+  std::atomic<uint32_t> go{0};
+  alignas(64) std::atomic<uint32_t> done{0};
+  uint64_t count = 0;
+  double loss = 0;
+  /// Set if the worker's computation failed.
+  uint32_t failed = 0;
+};
+
+/// The 2-worker step of distributed mode in three bare processes (see the
+/// top): the master copies the parameters into each worker's region of a
+/// shared mapping and wakes it with a futex, each forked worker computes its
+/// half of the batch into its gradient region and wakes the master, and the
+/// master applies the update. No runtime, no messages, no thread hand-over:
+/// what any implementation of the design's step across processes gets from
+/// the machine.
+rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
+                             const model_registry& models) {
+  auto m = models.make(data.config);
+  if (!m)
+    die(m.err().message());
+  auto params = (*m)->init(spec.seed);
+  auto n = params.size();
+  auto opt = make_optimizer_state(spec.opt, n);
+  auto rows = data.train->rows;
+  job_spec two = spec;
+  two.workers = 2;
+  shard_plan plan{rows, shard_count(two, rows)};
+  const auto shards = plan.shards();
+  plan.assign_round_robin({0, 1});
+  // The boxes, then per rank a parameter and a gradient region.
+  constexpr size_t page = 4096;
+  auto region = (n * sizeof(float) + page - 1) / page * page;
+  auto bytes = page + 4 * region;
+  void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED)
+    die(fmt::format("mmap: {}", std::strerror(errno)));
+  auto* boxes = static_cast<process_box*>(base);
+  new (&boxes[0]) process_box{};
+  new (&boxes[1]) process_box{};
+  auto at = [&](size_t i) {
+    return reinterpret_cast<float*>(static_cast<char*>(base) + page
+                                    + i * region);
+  };
+  float* params_of[2] = {at(0), at(1)};
+  float* grad_of[2] = {at(2), at(3)};
+  auto quota = [&](int32_t r) {
+    return step_quota(spec.batch_size, 2, static_cast<uint32_t>(r));
+  };
+  pid_t kids[2] = {-1, -1};
+  std::fflush(nullptr);
+  for (int32_t r = 0; r < 2; ++r) {
+    kids[r] = ::fork();
+    if (kids[r] < 0)
+      die(fmt::format("fork: {}", std::strerror(errno)));
+    if (kids[r] > 0)
+      continue;
+    // A worker process: follows the plan as the master does, computes its
+    // own spans only.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    auto& box = boxes[r];
+    shard_computer c{data.train, spec.seed};
+    gradient_sum scratch;
+    uint32_t step = 0;
+    for (uint32_t e = 0; e < spec.epochs; ++e) {
+      plan.start_epoch();
+      while (!plan.epoch_done()) {
+        auto s0 = plan.take(0, quota(0));
+        auto s1 = plan.take(1, quota(1));
+        auto& mine = r == 0 ? s0 : s1;
+        ++step;
+        for (uint32_t seen;
+             (seen = box.go.load(std::memory_order_acquire)) != step;)
+          wait(box.go, seen, std::chrono::milliseconds(10));
+        auto err = c.compute_to(**m, params_of[r], e, mine, shards, scratch,
+                                grad_of[r]);
+        box.failed = err ? 1 : 0;
+        box.count = scratch.count;
+        box.loss = scratch.loss;
+        box.done.store(step, std::memory_order_release);
+        wake(box.done);
+        auto next = next_spans(mine, shards);
+        if (!next.empty())
+          c.prepare(e, next, shards);
+        plan.commit(s0);
+        plan.commit(s1);
+      }
+    }
+    std::_Exit(0);
+  }
+  uint64_t samples = 0;
+  double secs = 0;
+  uint32_t step = 0;
+  for (uint32_t e = 0; e < spec.epochs; ++e) {
+    plan.start_epoch();
+    auto t0 = std::chrono::steady_clock::now();
+    while (!plan.epoch_done()) {
+      auto s0 = plan.take(0, quota(0));
+      auto s1 = plan.take(1, quota(1));
+      ++step;
+      for (int32_t r = 0; r < 2; ++r) {
+        std::memcpy(params_of[r], params.data(), n * sizeof(float));
+        boxes[r].go.store(step, std::memory_order_release);
+        wake(boxes[r].go);
+      }
+      for (int32_t r = 0; r < 2; ++r) {
+        auto& box = boxes[r];
+        for (uint32_t seen, waits = 0;
+             (seen = box.done.load(std::memory_order_acquire)) != step;
+             ++waits) {
+          // Woken for nothing, or 10 ms without an answer: is it alive?
+          if (waits > 0 && ::waitpid(kids[r], nullptr, WNOHANG) != 0)
+            die(fmt::format("worker process {} ended before step {}", r, step));
+          wait(box.done, seen, std::chrono::milliseconds(10));
+        }
+        if (box.failed != 0)
+          die("a worker process could not compute its gradient");
+      }
+      const float* parts[2] = {grad_of[0], grad_of[1]};
+      auto count = boxes[0].count + boxes[1].count;
+      auto progress = static_cast<double>(samples) / static_cast<double>(rows);
+      apply_step_fused(spec, parts, 2, count, boxes[0].loss + boxes[1].loss,
+                       progress, params.data(), params.data(), n, opt);
+      samples += count;
+      plan.commit(s0);
+      plan.commit(s1);
+    }
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+  }
+  for (auto kid : kids)
+    ::waitpid(kid, nullptr, 0);
+  ::munmap(base, bytes);
+  return {static_cast<double>(samples) / secs, params_sha256(params)};
+}
+
 rate_and_bits local_rate(job_spec spec, const prepared_data& data,
                          const model_registry& models,
                          const actor_registry& actors, uint32_t workers) {
@@ -221,15 +374,15 @@ double median(std::vector<double> xs) {
   return n % 2 == 1 ? xs[n / 2] : 0.5 * (xs[n / 2 - 1] + xs[n / 2]);
 }
 
-/// Runs one configuration (`loop`, `1w`, `2w`, `4w` or `2t`) here and
+/// Runs one configuration (`loop`, `1w`, `2w`, `4w`, `2t` or `2p`) here and
 /// prints its samples/s and parameter hash.
 int run_one(const std::string& kind, const std::string& name, uint64_t batch,
             uint32_t epochs) {
-  static const char* const kinds[] = {"loop", "1w", "2w", "4w", "2t"};
+  static const char* const kinds[] = {"loop", "1w", "2w", "4w", "2t", "2p"};
   if (std::find(std::begin(kinds), std::end(kinds), kind) == std::end(kinds)) {
     fmt::print(stderr,
-               "error: --run: unknown configuration '{}' (loop, 1w, 2w, 4w "
-               "or 2t)\n",
+               "error: --run: unknown configuration '{}' (loop, 1w, 2w, 4w, "
+               "2t or 2p)\n",
                kind);
     return 2;
   }
@@ -246,6 +399,8 @@ int run_one(const std::string& kind, const std::string& name, uint64_t batch,
     r = loop_rate(spec, *data, models);
   else if (kind == "2t")
     r = threads_rate(spec, *data, models);
+  else if (kind == "2p")
+    r = processes_rate(spec, *data, models);
   else
     r = local_rate(spec, *data, models, actors,
                    static_cast<uint32_t>(kind[0] - '0'));
@@ -352,14 +507,14 @@ int main(int argc, char** argv) {
   std::string self = std::filesystem::read_symlink("/proc/self/exe");
   fmt::print(
     "| model | batch | loop | local 1w | local 2w | local 4w | 2 threads "
-    "| 1w/loop | 2w/loop | 2t/loop | 2w/2t |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|\n");
+    "| 2 processes | 1w/loop | 2w/loop | 2t/loop | 2w/2t | 2p/2w |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (auto& name : names) {
     for (uint64_t batch : batches) {
       bool with_local = std::find(local_batches.begin(), local_batches.end(),
                                   batch)
         != local_batches.end();
-      std::vector<double> loops, w1s, w2s, w4s, twos;
+      std::vector<double> loops, w1s, w2s, w4s, twos, procs;
       for (int r = 0; r < repeat; ++r) {
         auto fresh = [&](const char* kind) {
           return run_fresh(self, kind, name, batch, epochs);
@@ -380,6 +535,15 @@ int main(int argc, char** argv) {
           return 1;
         }
         twos.push_back(two.samples_per_s);
+        auto proc = fresh("2p");
+        if (proc.params_sha256 != w2.params_sha256) {
+          fmt::print(stderr,
+                     "error: two bare worker processes ended with other "
+                     "parameters than local mode ({} against {})\n",
+                     proc.params_sha256, w2.params_sha256);
+          return 1;
+        }
+        procs.push_back(proc.samples_per_s);
       }
       auto loop = median(loops);
       if (with_local) {
@@ -387,12 +551,14 @@ int main(int argc, char** argv) {
         auto w2 = median(w2s);
         auto w4 = median(w4s);
         auto two = median(twos);
+        auto proc = median(procs);
         fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | "
-                   "{:.2f} | {:.2f} | {:.2f} | {:.2f} |\n",
-                   name, batch, loop, w1, w2, w4, two, w1 / loop, w2 / loop,
-                   two / loop, w2 / two);
+                   "{:.0f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |\n",
+                   name, batch, loop, w1, w2, w4, two, proc, w1 / loop,
+                   w2 / loop, two / loop, w2 / two, proc / w2);
       } else {
-        fmt::print("| {} | {} | {:.0f} | - | - | - | - | - | - | - | - |\n",
+        fmt::print("| {} | {} | {:.0f} | - | - | - | - | - | - | - | - | - "
+                   "| - |\n",
                    name, batch, loop);
       }
       std::fflush(stdout);

@@ -38,7 +38,7 @@ expect 2 "error: --batches: '128,,256' is no list of batch sizes ($tp_usage)" \
 expect 2 "error: --epochs: '0' is no number from 1 to 1000000 ($tp_usage)" \
   "$tp" --epochs 0
 expect 2 "error: unknown flag '--batch' ($tp_usage)" "$tp" --batch 128
-expect 2 "error: --run: unknown configuration '3w' (loop, 1w, 2w, 4w or 2t)" \
+expect 2 "error: --run: unknown configuration '3w' (loop, 1w, 2w, 4w, 2t or 2p)" \
   "$tp" --run 3w
 
 tcp=$build/bench/dml-bench-tcp-copy
