@@ -1,5 +1,7 @@
 #include "actors/link_bridge.hpp"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include <caf/all.hpp>
@@ -31,6 +33,57 @@ bool decode(const std::vector<char>& bytes, T& x) {
   }
 }
 
+/// Runs, on the calling thread, the actor that a delivery found idle.
+///
+/// A frame handed to an actor from a link's reader thread would otherwise
+/// wake a scheduler thread to run the actor while the reader goes back to
+/// sleep. On a virtual machine whose idle cores halt, that wake-up takes
+/// tens of microseconds, once per step on each side. The reader has nothing
+/// else to do until its actor answers, so it runs the actor itself. CAF
+/// still runs an actor on one thread at a time: `exec_later` is called here
+/// only by the delivery that found the actor idle (its mailbox's blocked
+/// reader), and any other actor that a message makes ready meanwhile goes
+/// to the scheduler as usual.
+class inline_unit : public caf::execution_unit {
+public:
+  explicit inline_unit(caf::actor_system& sys) : caf::execution_unit(&sys) {
+    // nop
+  }
+
+  void exec_later(caf::resumable* job) override {
+    if (first_) {
+      first_ = false;
+      job_ = job; // the actor this unit delivered to: runs in `run`
+      return;
+    }
+    system().scheduler().enqueue(job);
+  }
+
+  /// Runs the actor if the delivery found it idle, until its mailbox is
+  /// empty or `max_throughput` messages were handled (the scheduler then
+  /// takes over).
+  void run(size_t max_throughput) {
+    first_ = false;
+    auto* job = std::exchange(job_, nullptr);
+    if (job == nullptr)
+      return;
+    switch (job->resume(this, max_throughput)) {
+      case caf::resumable::resume_later:
+        system().scheduler().enqueue(job); // takes over the reference
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+      case caf::resumable::shutdown_execution_unit:
+        intrusive_ptr_release(job);
+        break;
+    }
+  }
+
+private:
+  bool first_ = true;
+  caf::resumable* job_ = nullptr;
+};
+
 /// A handle that does not keep its actor alive: the actor owns the link,
 /// so the link's reader thread must not own the actor.
 class weak_handle {
@@ -47,7 +100,24 @@ public:
       caf::anon_send(strong, std::forward<Ts>(xs)...);
   }
 
+  /// Sends `xs...` if the actor is still alive, and runs the actor on this
+  /// thread if it was idle (see `inline_unit`).
+  template <class... Ts>
+  void deliver(Ts&&... xs) const {
+    auto strong = ptr_.lock();
+    if (!strong)
+      return;
+    inline_unit unit{*strong->home_system};
+    strong->get()->enqueue(nullptr, caf::make_message_id(),
+                           caf::make_message(std::forward<Ts>(xs)...), &unit);
+    unit.run(max_throughput);
+  }
+
 private:
+  /// Messages an actor handles on a reader thread before the scheduler
+  /// takes it over.
+  static constexpr size_t max_throughput = 64;
+
   caf::weak_actor_ptr ptr_;
 };
 
@@ -81,7 +151,7 @@ void start_master_side(tensor_link& link, caf::actor master, int32_t rank,
         return;
       }
       msg.values = std::move(f.values);
-      to_master.send(link_atom_v, rank, std::move(msg));
+      to_master.deliver(link_atom_v, rank, std::move(msg));
     },
     [=](const error& why) {
       to_master.send(link_atom_v, rank, token, why.message());
@@ -105,7 +175,7 @@ void start_worker_side(tensor_link& link, caf::actor worker, caf::actor node,
         return;
       }
       plan.linked = true;
-      to_worker.send(step_atom_v, std::move(plan), std::move(f.values));
+      to_worker.deliver(step_atom_v, std::move(plan), std::move(f.values));
     },
     [=](const error& why) { to_node.send(link_atom_v, why.message()); });
 }

@@ -493,8 +493,14 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
   gradient_part part{g.count, g.loss, g.values};
   if (!st.reduction.add(slot, std::move(part)))
     return;
-  if (st.reduction.complete())
+  if (st.reduction.complete()) {
     complete_step(self);
+    return;
+  }
+  // The other gradients are due soon: their links' readers poll for them.
+  for (auto r : st.reduction.missing())
+    if (auto i = st.links.find(r); i != st.links.end())
+      i->second->expect_frame();
 }
 
 /// Handles a reply that came on rank `r`'s tensor link.

@@ -123,6 +123,9 @@ void run_step(self_ptr self, held_reply h, const step_plan& plan,
   auto next = next_spans(spans, st.geometry.shards());
   if (!next.empty())
     st.computer->prepare(plan.epoch, next, st.geometry.shards());
+  // The next step is due once the master has applied this one.
+  if (h.linked && link)
+    link->expect_frame();
 }
 
 caf::result<bool> adopt(self_ptr self, const data_chunk& chunk) {

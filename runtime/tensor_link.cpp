@@ -184,6 +184,7 @@ tensor_link::tensor_link(int fd, std::string peer, bool accepting,
 }
 
 tensor_link::~tensor_link() {
+  gone_->store(true, std::memory_order_release);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     closing_ = true;
@@ -198,8 +199,14 @@ tensor_link::~tensor_link() {
     wake(outbox().busy[1]);
   }
   writer_.join();
-  if (reader_.joinable())
-    reader_.join();
+  if (reader_.joinable()) {
+    // Dropped by the last owner on the reader thread itself (see `start`):
+    // the thread ends right after this, touching nothing of the link.
+    if (reader_.get_id() == std::this_thread::get_id())
+      reader_.detach();
+    else
+      reader_.join();
+  }
   ::close(fd_);
 }
 
@@ -237,10 +244,11 @@ error tensor_link::map_shared(size_t floats) {
 void tensor_link::start(size_t max_floats, frame_handler on_frame,
                         close_handler on_close) {
   max_floats_ = max_floats;
-  reader_ = std::thread{
-    [this, f = std::move(on_frame), c = std::move(on_close)]() mutable {
-      read_loop(std::move(f), std::move(c));
-    }};
+  reader_ = std::thread{[this, owner = weak_from_this(), gone = gone_,
+                         f = std::move(on_frame),
+                         c = std::move(on_close)]() mutable {
+    read_loop(std::move(owner), std::move(gone), std::move(f), std::move(c));
+  }};
 }
 
 expected<std::unique_ptr<tensor_link>>
@@ -599,7 +607,25 @@ error tensor_link::take_frame(link_frame& f) {
   }
   box.taken.store(++taken_, std::memory_order_release);
   wake(box.taken);
+  // Whatever was said to be due has come (or comes after this one).
+  expecting_.store(false, std::memory_order_release);
   return {};
+}
+
+void tensor_link::expect_frame() {
+  if (!shared())
+    return;
+  expecting_.store(true, std::memory_order_release);
+  // A reader asleep on the inbox starts polling.
+  wake(inbox().posted);
+}
+
+void tensor_link::poll_inbox() {
+  auto& box = inbox();
+  auto until = link_clock::now() + poll_budget;
+  while (box.posted.load(std::memory_order_acquire) == taken_
+         && link_clock::now() < until)
+    ::sched_yield();
 }
 
 error tensor_link::mailbox_frame(link_frame& f) {
@@ -607,6 +633,10 @@ error tensor_link::mailbox_frame(link_frame& f) {
   for (;;) {
     if (box.posted.load(std::memory_order_acquire) != taken_)
       return take_frame(f);
+    if (expecting_.exchange(false, std::memory_order_acq_rel)) {
+      poll_inbox();
+      continue;
+    }
     // The socket tells when the peer is gone; after the switch it carries
     // no frames.
     pollfd p{fd_, POLLIN, 0};
@@ -627,16 +657,19 @@ error tensor_link::mailbox_frame(link_frame& f) {
                           fmt::format("tensor link to {}: {}", peer_,
                                       errno_text()));
     }
-    wait(box.posted, taken_, socket_check);
+    if (!expecting_.load(std::memory_order_acquire))
+      wait(box.posted, taken_, socket_check);
   }
 }
 
-void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
-  // A reader does a few microseconds of work per frame and hands it on. As
-  // a batch thread it does not preempt, when woken, the thread that runs on
-  // its core (a gradient's computation, or the master sending the next
-  // step to the other workers): with two cores and three processes that
-  // preemption cost a fifth of the throughput (MLP, batch 128, one host).
+void tensor_link::read_loop(std::weak_ptr<tensor_link> owner,
+                            std::shared_ptr<std::atomic<bool>> gone,
+                            frame_handler on_frame, close_handler on_close) {
+  // As a batch thread a reader does not preempt, when woken, the thread
+  // that runs on its core (a gradient's computation, or the master sending
+  // the next step to the other workers): with two cores and three processes
+  // that preemption cost a fifth of the throughput (MLP, batch 128, one
+  // host). The handler may run an actor on this thread (link_bridge.cpp).
   sched_param batch{};
   ::sched_setscheduler(0, SCHED_BATCH, &batch);
   error why;
@@ -647,10 +680,21 @@ void tensor_link::read_loop(frame_handler on_frame, close_handler on_close) {
       break;
     if (f.kind == frame_kind::shared)
       continue;
-    try {
-      on_frame(std::move(f));
-    } catch (const std::exception& e) {
-      why = bad(fmt::format("a frame that could not be handled: {}", e.what()));
+    std::string threw;
+    {
+      // Keeps the link alive while the handler runs (see `start`); if the
+      // handler let go of its last owner, the link closes when `keep` goes.
+      auto keep = owner.lock();
+      try {
+        on_frame(std::move(f));
+      } catch (const std::exception& e) {
+        threw = e.what();
+      }
+    }
+    if (gone->load(std::memory_order_acquire))
+      return; // closed: nothing of the link may be touched now
+    if (!threw.empty()) {
+      why = bad(fmt::format("a frame that could not be handled: {}", threw));
       break;
     }
   }

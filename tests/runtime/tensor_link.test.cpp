@@ -725,4 +725,88 @@ BOOST_AUTO_TEST_CASE(regions_lent_for_computing_are_not_used_by_others) {
   BOOST_TEST(to_vector(r.values) == std::vector<float>(100, 0.25f));
 }
 
+// A frame said to be due is polled for; frames that come while the reader
+// polls, after the poll gave up, or with no poll at all all arrive, in
+// order.
+BOOST_AUTO_TEST_CASE(frames_said_to_be_due_arrive_in_every_case) {
+  shared_pair p{100};
+  p.at_worker.attach(*p.worker);
+  p.master->send(frame_kind::params, {}, iota_floats(100, 0));
+  BOOST_REQUIRE(p.at_worker.wait_frames(1)); // the worker's end switched
+  const std::chrono::microseconds gaps[] = {
+    0us, 50us, tensor_link::poll_budget + 5ms, 0us};
+  for (size_t i = 0; i < std::size(gaps); ++i) {
+    if (i < 3)
+      p.worker->expect_frame();
+    std::this_thread::sleep_for(gaps[i]);
+    p.master->send(frame_kind::params, {static_cast<char>('a' + i)},
+                   iota_floats(100, static_cast<float>(i + 1)));
+    BOOST_REQUIRE(p.at_worker.wait_frames(i + 2));
+    auto got = p.at_worker.frame(i + 1);
+    BOOST_TEST(got.meta == std::vector<char>{static_cast<char>('a' + i)});
+    BOOST_TEST(to_vector(got.values)
+               == to_vector(iota_floats(100, static_cast<float>(i + 1))));
+  }
+  BOOST_TEST(!p.at_worker.is_closed());
+  // Over the socket it changes nothing.
+  link_pair q;
+  inbox at_b;
+  at_b.attach(*q.b);
+  q.b->expect_frame();
+  q.a->send(frame_kind::params, {'s'}, iota_floats(10, 0));
+  BOOST_REQUIRE(at_b.wait_frames(1));
+  BOOST_TEST(at_b.frame(0).meta == std::vector<char>{'s'});
+}
+
+// A handler may let go of the link's last owner, as an actor run on the
+// reader thread does when it ends: the link then closes on that thread,
+// without a close report and without waiting for itself; the peer sees it
+// closed.
+BOOST_AUTO_TEST_CASE(a_handler_may_drop_the_last_owner) {
+  for (auto shared : {false, true}) {
+    BOOST_TEST_CONTEXT("shared memory: " << shared) {
+      shared_pair p{10};
+      std::shared_ptr<tensor_link> master{std::move(p.master)};
+      if (!shared) {
+        // A pair whose frames stay on the socket.
+        link_pair q;
+        p.worker = std::move(q.a);
+        master = std::shared_ptr<tensor_link>{std::move(q.b)};
+        p.listener = std::move(q.listener);
+      }
+      std::mutex mtx;
+      std::condition_variable cv;
+      bool dropped = false;
+      bool closed = false;
+      master->start(
+        100,
+        [&](link_frame&&) {
+          std::lock_guard<std::mutex> guard{mtx};
+          master.reset(); // the last owner
+          dropped = true;
+          cv.notify_all();
+        },
+        [&](const error&) {
+          std::lock_guard<std::mutex> guard{mtx};
+          closed = true;
+          cv.notify_all();
+        });
+      p.at_worker.attach(*p.worker);
+      // A step first: it also switches the worker's end to the segment.
+      master->send(frame_kind::params, {}, iota_floats(10, 0));
+      BOOST_REQUIRE(p.at_worker.wait_frames(1));
+      p.worker->send(frame_kind::gradient, {'g'}, iota_floats(10, 1));
+      {
+        std::unique_lock<std::mutex> guard{mtx};
+        BOOST_REQUIRE(cv.wait_for(guard, 10s, [&] { return dropped; }));
+      }
+      BOOST_TEST(p.at_worker.wait_closed().find("closed by the peer")
+                 != std::string::npos);
+      std::this_thread::sleep_for(20ms);
+      std::lock_guard<std::mutex> guard{mtx};
+      BOOST_TEST(!closed);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
