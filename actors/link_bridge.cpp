@@ -59,9 +59,8 @@ public:
     system().scheduler().enqueue(job);
   }
 
-  /// Runs the actor if the delivery found it idle, until its mailbox is
-  /// empty or `max_throughput` messages were handled (the scheduler then
-  /// takes over).
+  /// Runs the actor if the delivery found it idle, for at most
+  /// `max_throughput` messages; the scheduler takes over any others.
   void run(size_t max_throughput) {
     first_ = false;
     auto* job = std::exchange(job_, nullptr);
@@ -101,7 +100,10 @@ public:
   }
 
   /// Sends `xs...` if the actor is still alive, and runs the actor on this
-  /// thread if it was idle (see `inline_unit`).
+  /// thread for this message if it was idle (see `inline_unit`). Only this
+  /// message: a frame never ends its actor, while a `stop` or a `down`
+  /// might, and an actor must not end on a reader thread, which the actor
+  /// system does not wait for when it shuts down.
   template <class... Ts>
   void deliver(Ts&&... xs) const {
     auto strong = ptr_.lock();
@@ -110,14 +112,10 @@ public:
     inline_unit unit{*strong->home_system};
     strong->get()->enqueue(nullptr, caf::make_message_id(),
                            caf::make_message(std::forward<Ts>(xs)...), &unit);
-    unit.run(max_throughput);
+    unit.run(1);
   }
 
 private:
-  /// Messages an actor handles on a reader thread before the scheduler
-  /// takes it over.
-  static constexpr size_t max_throughput = 64;
-
   caf::weak_actor_ptr ptr_;
 };
 

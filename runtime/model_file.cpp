@@ -73,7 +73,8 @@ public:
       failed = true;
       return false;
     }
-    std::memcpy(out, p_, n);
+    if (n > 0) // `out` may be the null data of an empty vector
+      std::memcpy(out, p_, n);
     p_ += n;
     return true;
   }
