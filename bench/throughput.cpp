@@ -12,7 +12,8 @@
 // The "2 processes" column is the same step across three bare processes,
 // as distributed mode runs it on one host: a master that applies the update
 // and two forked workers, meeting in shared memory and waking each other
-// with futexes (no runtime, no messages). It also ends with local mode's
+// with futexes, polling for what is due as the links do (no runtime, no
+// messages). It also ends with local mode's
 // parameter bits. "2p/2w" bounds what master + 2 worker processes can keep
 // of local mode with 2 workers on this machine.
 //
@@ -56,6 +57,7 @@
 #include "actors/messages.hpp"
 #include "runtime/sha256.hpp"
 #include "runtime/shared_segment.hpp"
+#include "runtime/tensor_link.hpp"
 #include "runtime/training.hpp"
 
 using namespace dml;
@@ -219,13 +221,26 @@ struct alignas(64) process_box {
   uint32_t failed = 0;
 };
 
+/// Polls `word` (with `sched_yield`) until it holds `value`, for at most
+/// the tensor links' poll budget; returns whether it does.
+bool poll_for(const std::atomic<uint32_t>& word, uint32_t value) {
+  auto until = std::chrono::steady_clock::now() + tensor_link::poll_budget;
+  while (word.load(std::memory_order_acquire) != value) {
+    if (std::chrono::steady_clock::now() >= until)
+      return false;
+    ::sched_yield();
+  }
+  return true;
+}
+
 /// The 2-worker step of distributed mode in three bare processes (see the
 /// top): the master copies the parameters into each worker's region of a
 /// shared mapping and wakes it with a futex, each forked worker computes its
 /// half of the batch into its gradient region and wakes the master, and the
-/// master applies the update. No runtime, no messages, no thread hand-over:
-/// what any implementation of the design's step across processes gets from
-/// the machine.
+/// master applies the update. Each side polls for what is due as the links
+/// do (`poll_for`). No runtime, no messages, no thread hand-over: what an
+/// implementation of the design's step across processes can get from the
+/// machine.
 rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
                              const model_registry& models) {
   auto m = models.make(data.config);
@@ -282,6 +297,10 @@ rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
         auto s1 = plan.take(1, quota(1));
         auto& mine = r == 0 ? s0 : s1;
         ++step;
+        // As a worker's link reader does: the next step is due once this
+        // worker answered the last one.
+        if (step > 1)
+          poll_for(box.go, step);
         for (uint32_t seen;
              (seen = box.go.load(std::memory_order_acquire)) != step;)
           wait(box.go, seen, std::chrono::milliseconds(10));
@@ -318,6 +337,10 @@ rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
       }
       for (int32_t r = 0; r < 2; ++r) {
         auto& box = boxes[r];
+        // As the master's link readers do: once one gradient is in, the
+        // other is due.
+        if (r == 1)
+          poll_for(box.done, step);
         for (uint32_t seen, waits = 0;
              (seen = box.done.load(std::memory_order_acquire)) != step;
              ++waits) {
