@@ -549,24 +549,17 @@ int main(int argc, char** argv) {
         auto w2 = fresh("2w");
         w2s.push_back(w2.samples_per_s);
         w4s.push_back(fresh("4w").samples_per_s);
-        auto two = fresh("2t");
-        if (two.params_sha256 != w2.params_sha256) {
-          fmt::print(stderr,
-                     "error: two bare threads ended with other parameters "
-                     "than local mode ({} against {})\n",
-                     two.params_sha256, w2.params_sha256);
-          return 1;
-        }
-        twos.push_back(two.samples_per_s);
-        auto proc = fresh("2p");
-        if (proc.params_sha256 != w2.params_sha256) {
-          fmt::print(stderr,
-                     "error: two bare worker processes ended with other "
-                     "parameters than local mode ({} against {})\n",
-                     proc.params_sha256, w2.params_sha256);
-          return 1;
-        }
-        procs.push_back(proc.samples_per_s);
+        // The bare references must end with local mode's bits.
+        auto bare = [&](const char* kind, const char* what) {
+          auto r = fresh(kind);
+          if (r.params_sha256 != w2.params_sha256)
+            die(fmt::format("{} ended with other parameters than local mode "
+                            "({} against {})",
+                            what, r.params_sha256, w2.params_sha256));
+          return r.samples_per_s;
+        };
+        twos.push_back(bare("2t", "two bare threads"));
+        procs.push_back(bare("2p", "two bare worker processes"));
       }
       auto loop = median(loops);
       if (with_local) {
