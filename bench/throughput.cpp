@@ -126,6 +126,16 @@ void must(const error& err) {
     die(err.message());
 }
 
+/// The shard plan of a 2-worker job over `rows` rows, its shards dealt to
+/// ranks 0 and 1 as local mode deals them.
+shard_plan two_rank_plan(const job_spec& spec, uint64_t rows) {
+  job_spec two = spec;
+  two.workers = 2;
+  shard_plan plan{rows, shard_count(two, rows)};
+  plan.assign_round_robin({0, 1});
+  return plan;
+}
+
 /// The 2-worker step of local mode on two bare threads (see the top).
 rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
                            const model_registry& models) {
@@ -141,13 +151,10 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
   auto n = params.size();
   auto opt = make_optimizer_state(spec.opt, n);
   auto rows = data.train->rows;
-  job_spec two = spec;
-  two.workers = 2;
-  shard_plan plan{rows, shard_count(two, rows)};
+  auto plan = two_rank_plan(spec, rows);
   // The shards' bounds for computing, apart from the plan whose cursors
   // rank 0 moves while rank 1 gathers (as each worker keeps its own).
   const auto shards = plan.shards();
-  plan.assign_round_robin({0, 1});
   shard_computer c0{data.train, spec.seed};
   shard_computer c1{data.train, spec.seed};
   gradient_sum g0;
@@ -250,11 +257,8 @@ rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
   auto n = params.size();
   auto opt = make_optimizer_state(spec.opt, n);
   auto rows = data.train->rows;
-  job_spec two = spec;
-  two.workers = 2;
-  shard_plan plan{rows, shard_count(two, rows)};
+  auto plan = two_rank_plan(spec, rows);
   const auto shards = plan.shards();
-  plan.assign_round_robin({0, 1});
   // The boxes, then per rank a parameter and a gradient region.
   constexpr size_t page = 4096;
   auto region = (n * sizeof(float) + page - 1) / page * page;
