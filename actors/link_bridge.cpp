@@ -59,14 +59,14 @@ public:
     system().scheduler().enqueue(job);
   }
 
-  /// Runs the actor if the delivery found it idle, for at most
-  /// `max_throughput` messages; the scheduler takes over any others.
-  void run(size_t max_throughput) {
+  /// Runs the actor for one message if the delivery found it idle; the
+  /// scheduler takes over any others.
+  void run() {
     first_ = false;
     auto* job = std::exchange(job_, nullptr);
     if (job == nullptr)
       return;
-    switch (job->resume(this, max_throughput)) {
+    switch (job->resume(this, 1)) {
       case caf::resumable::resume_later:
         system().scheduler().enqueue(job); // takes over the reference
         break;
@@ -112,7 +112,7 @@ public:
     inline_unit unit{*strong->home_system};
     strong->get()->enqueue(nullptr, caf::make_message_id(),
                            caf::make_message(std::forward<Ts>(xs)...), &unit);
-    unit.run(1);
+    unit.run();
   }
 
 private:

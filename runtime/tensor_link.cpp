@@ -616,8 +616,10 @@ void tensor_link::expect_frame() {
   if (!shared())
     return;
   expecting_.store(true, std::memory_order_release);
-  // A reader asleep on the inbox starts polling.
-  wake(inbox().posted);
+  // A reader asleep on the inbox starts polling (one running this, in its
+  // frame handler, sees the flag once the handler returns).
+  if (std::this_thread::get_id() != reader_.get_id())
+    wake(inbox().posted);
 }
 
 void tensor_link::poll_inbox() {
