@@ -9,6 +9,13 @@ namespace dml {
 
 namespace {
 
+/// Asks for the cache lines of `bytes` bytes at `p`, to be read soon.
+void prefetch(const void* p, size_t bytes) {
+  auto* at = static_cast<const char*>(p);
+  for (size_t b = 0; b < bytes; b += 64)
+    __builtin_prefetch(at + b);
+}
+
 /// Copies the rows `row_ids[i]` of `source(i)` into a batch.
 template <class Source>
 batch_view
@@ -25,10 +32,17 @@ gather_rows(Source source, size_t cols, bool sparse, const uint32_t* row_ids,
   v.targets = targets.data();
   if (!sparse) {
     dense.resize(n * cols);
-    for (size_t i = 0; i < n; ++i)
-      std::memcpy(dense.data() + i * cols,
-                  source(i).dense.data() + size_t{row_ids[i]} * cols,
-                  cols * sizeof(float));
+    auto row = [&](size_t i) {
+      return source(i).dense.data() + size_t{row_ids[i]} * cols;
+    };
+    for (size_t i = 0; i < n; ++i) {
+      // Rows lie anywhere in the data: while one is copied, the next one's
+      // cache lines are already on their way (a batch's gathering is on
+      // the step's path; 1-4% more samples/s, bench/RESULTS.md).
+      if (i + 1 < n)
+        prefetch(row(i + 1), cols * sizeof(float));
+      std::memcpy(dense.data() + i * cols, row(i), cols * sizeof(float));
+    }
     v.dense = dense.data();
     return v;
   }
