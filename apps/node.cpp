@@ -341,13 +341,14 @@ int run_master_role(node_options o, const model_registry& registry,
   if (o.tensor_link) {
     auto links = link_listener::open(endpoint->first, o.link_port,
                                      protocol_version);
-    if (!links)
-      return fail(make_error(links.err().code(),
-                             o.link_port != 0
-                               ? fmt::format("--link-port {}: {}", o.link_port,
-                                             links.err().message())
-                               : fmt::format("--listen {}: {}", o.listen,
-                                             links.err().message())));
+    if (!links) {
+      // The flag that chose the port that could not be opened.
+      auto flag = o.link_port != 0 ? fmt::format("--link-port {}", o.link_port)
+                                   : fmt::format("--listen {}", o.listen);
+      return fail(
+        make_error(links.err().code(),
+                   fmt::format("{}: {}", flag, links.err().message())));
+    }
     ms.links = std::shared_ptr<link_listener>{std::move(*links)};
     ms.shared_memory = o.shared_memory;
   }

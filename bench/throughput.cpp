@@ -555,12 +555,12 @@ int main(int argc, char** argv) {
         w4s.push_back(fresh("4w").samples_per_s);
         // The bare references must end with local mode's bits.
         auto bare = [&](const char* kind, const char* what) {
-          auto r = fresh(kind);
-          if (r.params_sha256 != w2.params_sha256)
+          auto got = fresh(kind);
+          if (got.params_sha256 != w2.params_sha256)
             die(fmt::format("{} ended with other parameters than local mode "
                             "({} against {})",
-                            what, r.params_sha256, w2.params_sha256));
-          return r.samples_per_s;
+                            what, got.params_sha256, w2.params_sha256));
+          return got.samples_per_s;
         };
         twos.push_back(bare("2t", "two bare threads"));
         procs.push_back(bare("2p", "two bare worker processes"));
