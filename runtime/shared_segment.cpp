@@ -83,6 +83,23 @@ void wait(std::atomic<uint32_t>& word, uint32_t seen,
             &ts, nullptr, 0);
 }
 
+void wake(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleepers) {
+  // Orders the caller's change of `word` before the look at `sleepers`; a
+  // sleeper counts itself before the kernel compares `word`, so either this
+  // sees it counted or it sees the change and does not sleep.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleepers.load(std::memory_order_relaxed) != 0)
+    wake(word);
+}
+
+void wait(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleepers,
+          uint32_t seen, std::chrono::microseconds timeout) {
+  sleepers.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst); // before the compare
+  wait(word, seen, timeout);
+  sleepers.fetch_sub(1, std::memory_order_relaxed);
+}
+
 shared_segment::~shared_segment() {
   ::munmap(base_, bytes_);
   ::close(fd_);

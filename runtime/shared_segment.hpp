@@ -60,6 +60,11 @@ struct mailbox {
   /// The region (0 or 1) of the frame's floats.
   std::atomic<uint32_t> region;
   std::atomic<uint32_t> busy[2];
+  /// How many threads sleep on `posted`, `taken` and `busy[i]`: a change
+  /// that nobody sleeps on wakes nobody, without a system call.
+  std::atomic<uint32_t> posted_sleepers;
+  std::atomic<uint32_t> taken_sleepers;
+  std::atomic<uint32_t> busy_sleepers[2];
 };
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free
@@ -76,6 +81,15 @@ void wake(std::atomic<uint32_t>& word);
 /// return early).
 void wait(std::atomic<uint32_t>& word, uint32_t seen,
           std::chrono::microseconds timeout);
+
+/// Wakes the threads that wait for `word` to change, if `sleepers` counts
+/// any: call it after changing `word`. A system call costs a microsecond
+/// or more, and most changes find the other side polling, not asleep.
+void wake(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleepers);
+
+/// As `wait`, counted in `sleepers` while asleep, for the `wake` above.
+void wait(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleepers,
+          uint32_t seen, std::chrono::microseconds timeout);
 
 /// A mapped segment: per direction a mailbox and two regions of `floats()`
 /// floats each.

@@ -390,6 +390,7 @@ int tensor_link::region_for(const pending& p) noexcept {
     if (busy == 0)
       return static_cast<int>(i);
     blocker_ = &box.busy[i];
+    blocker_sleepers_ = &box.busy_sleepers[i];
     blocker_seen_ = busy;
     return -1;
   }
@@ -403,6 +404,7 @@ bool tensor_link::try_post(pending& p) {
   if (taken != posted_) {
     // The peer has not taken the last frame yet.
     blocker_ = &box.taken;
+    blocker_sleepers_ = &box.taken_sleepers;
     blocker_seen_ = taken;
     return false;
   }
@@ -412,6 +414,7 @@ bool tensor_link::try_post(pending& p) {
       // Both regions in use: wait for the one the peer got first.
       auto j = (last_region_ + 1) % 2;
       blocker_ = &box.busy[j];
+      blocker_sleepers_ = &box.busy_sleepers[j];
       blocker_seen_ = box.busy[j].load(std::memory_order_acquire);
     }
     return false;
@@ -433,7 +436,7 @@ bool tensor_link::try_post(pending& p) {
     last_region_ = r;
   }
   box.posted.store(++posted_, std::memory_order_release);
-  wake(box.posted);
+  wake(box.posted, box.posted_sleepers);
   return true;
 }
 
@@ -441,11 +444,12 @@ void tensor_link::wait_outbox(std::unique_lock<std::mutex>& guard) {
   // Wait for the word that kept the front frame back, to change from the
   // value seen (at most 10 ms: a lent region is released without a wake).
   auto* word = blocker_;
+  auto* sleepers = blocker_sleepers_;
   auto seen = blocker_seen_;
   blocker_ = nullptr;
   guard.unlock();
   if (word != nullptr)
-    wait(*word, seen, socket_check);
+    wait(*word, *sleepers, seen, socket_check);
   else
     std::this_thread::sleep_for(socket_check);
   guard.lock();
@@ -598,15 +602,16 @@ error tensor_link::take_frame(link_frame& f) {
     // gone (the deleter also keeps the mapping alive until then).
     auto* at = segment_->region(box, region);
     auto* busy = &box.busy[region];
-    std::shared_ptr<const void> owner{at, [seg = segment_, busy](const void*) {
-                                        busy->store(0,
-                                                    std::memory_order_release);
-                                        wake(*busy);
-                                      }};
+    auto* sleepers = &box.busy_sleepers[region];
+    std::shared_ptr<const void> owner{
+      at, [seg = segment_, busy, sleepers](const void*) {
+        busy->store(0, std::memory_order_release);
+        wake(*busy, *sleepers);
+      }};
     f.values = tensor{std::move(owner), at, static_cast<size_t>(floats)};
   }
   box.taken.store(++taken_, std::memory_order_release);
-  wake(box.taken);
+  wake(box.taken, box.taken_sleepers);
   // Whatever was said to be due has come (or comes after this one).
   expecting_.store(false, std::memory_order_release);
   return {};
@@ -619,7 +624,7 @@ void tensor_link::expect_frame() {
   // A reader asleep on the inbox starts polling (one running this, in its
   // frame handler, sees the flag once the handler returns).
   if (std::this_thread::get_id() != reader_.get_id())
-    wake(inbox().posted);
+    wake(inbox().posted, inbox().posted_sleepers);
 }
 
 void tensor_link::poll_inbox() {
@@ -660,7 +665,7 @@ error tensor_link::mailbox_frame(link_frame& f) {
                                       errno_text()));
     }
     if (!expecting_.load(std::memory_order_acquire))
-      wait(box.posted, taken_, socket_check);
+      wait(box.posted, box.posted_sleepers, taken_, socket_check);
   }
 }
 

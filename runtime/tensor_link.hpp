@@ -249,6 +249,7 @@ private:
   /// What kept the last frame from being posted, and its value then
   /// (under the mutex).
   std::atomic<uint32_t>* blocker_ = nullptr;
+  std::atomic<uint32_t>* blocker_sleepers_ = nullptr;
   uint32_t blocker_seen_ = 0;
   size_t max_floats_ = 0;
   /// Buffers of received frames (reader thread only).

@@ -810,3 +810,31 @@ BOOST_AUTO_TEST_CASE(a_handler_may_drop_the_last_owner) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(futex_words)
+
+// The counted wake skips the system call when nobody sleeps; a lost wake
+// would keep the sleeper for its whole timeout. The change comes at varied
+// moments: before the sleeper counts itself, while it sleeps, in between.
+BOOST_AUTO_TEST_CASE(a_counted_wake_reaches_every_sleeper) {
+  using namespace std::chrono;
+  std::atomic<uint32_t> word{0};
+  std::atomic<uint32_t> sleepers{0};
+  for (uint32_t round = 0; round < 300; ++round) {
+    auto t0 = steady_clock::now();
+    std::thread sleeper{[&] {
+      while (word.load(std::memory_order_acquire) == round)
+        wait(word, sleepers, round, seconds(3));
+    }};
+    if (round % 3 != 0)
+      std::this_thread::sleep_for(microseconds(round % 7 * 100));
+    word.store(round + 1, std::memory_order_release);
+    wake(word, sleepers);
+    sleeper.join();
+    BOOST_REQUIRE_MESSAGE(steady_clock::now() - t0 < seconds(2),
+                          "round " << round << ": the wake was lost");
+  }
+  BOOST_CHECK_EQUAL(sleepers.load(), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
