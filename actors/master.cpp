@@ -493,6 +493,7 @@ void on_reply(self_ptr self, int32_t slot, grad_msg& g) {
   gradient_part part{g.count, g.loss, g.values};
   if (!st.reduction.add(slot, std::move(part)))
     return;
+  st.arrivals.push_back(slot);
   if (st.reduction.complete()) {
     complete_step(self);
     return;
@@ -560,6 +561,24 @@ void inject(self_ptr self) {
       self->send_exit(st.aggregators[g], caf::exit_reason::kill);
 }
 
+/// The order to send a step's plans in: first the slots whose gradients
+/// came in first in the last step, the others in slot order. On one host
+/// the master's thread runs the update on the core of the last worker to
+/// answer, while the first ones wait on the other cores: they can start at
+/// once (1-2% more samples/s with two worker processes on two cores).
+std::vector<int32_t> send_order(const std::map<int32_t, step_plan>& plans,
+                                const std::vector<int32_t>& arrivals) {
+  std::vector<int32_t> order;
+  for (auto slot : arrivals)
+    if (plans.count(slot) != 0
+        && std::find(order.begin(), order.end(), slot) == order.end())
+      order.push_back(slot);
+  for (auto& entry : plans)
+    if (std::find(order.begin(), order.end(), entry.first) == order.end())
+      order.push_back(entry.first);
+  return order;
+}
+
 /// Sends the current step (a new attempt of it, if one was in flight).
 void issue_step(self_ptr self) {
   auto& st = self->state;
@@ -623,6 +642,8 @@ void issue_step(self_ptr self) {
   for (auto& [slot, plan] : plans)
     slots.push_back(slot);
   st.reduction.reset(slots);
+  auto order = send_order(plans, st.arrivals);
+  st.arrivals.clear();
   if (slots.empty()) {
     // Nothing left to take: every shard is consumed (cannot happen while the
     // epoch is not done) or no live rank holds rows.
@@ -641,7 +662,8 @@ void issue_step(self_ptr self) {
       return caf::infinite;
     return caf::duration{deadline};
   };
-  for (auto& [slot, plan] : plans) {
+  for (auto slot : order) {
+    auto& plan = plans[slot];
     auto g = st.slot_via[slot];
     if (g < 0) {
       auto rank = slot;

@@ -152,6 +152,8 @@ struct master_state {
   /// directly), for the watchdog.
   std::chrono::milliseconds deadline{0};
   std::map<int32_t, int32_t> slot_via;
+  /// The slots in the order their gradients came in, this step.
+  std::vector<int32_t> arrivals;
   /// When the step was sent, on the actor system's clock (which tests
   /// drive by hand).
   caf::actor_clock::time_point t_sent;
