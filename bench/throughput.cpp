@@ -221,7 +221,11 @@ rate_and_bits threads_rate(const job_spec& spec, const prepared_data& data,
 struct alignas(64) process_box {
   /// The step the master posted (its parameters are in place).
   std::atomic<uint32_t> go{0};
+  /// Threads asleep on `go` and `done` (a wake skips the system call
+  /// without any, as the links' does).
+  std::atomic<uint32_t> go_sleepers{0};
   alignas(64) std::atomic<uint32_t> done{0};
+  std::atomic<uint32_t> done_sleepers{0};
   uint64_t count = 0;
   double loss = 0;
   /// Set if the worker's computation failed.
@@ -307,14 +311,14 @@ rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
           poll_for(box.go, step);
         for (uint32_t seen;
              (seen = box.go.load(std::memory_order_acquire)) != step;)
-          wait(box.go, seen, std::chrono::milliseconds(10));
+          wait(box.go, box.go_sleepers, seen, std::chrono::milliseconds(10));
         auto err = c.compute_to(**m, params_of[r], e, mine, shards, scratch,
                                 grad_of[r]);
         box.failed = err ? 1 : 0;
         box.count = scratch.count;
         box.loss = scratch.loss;
         box.done.store(step, std::memory_order_release);
-        wake(box.done);
+        wake(box.done, box.done_sleepers);
         auto next = next_spans(mine, shards);
         if (!next.empty())
           c.prepare(e, next, shards);
@@ -337,7 +341,7 @@ rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
       for (int32_t r = 0; r < 2; ++r) {
         std::memcpy(params_of[r], params.data(), n * sizeof(float));
         boxes[r].go.store(step, std::memory_order_release);
-        wake(boxes[r].go);
+        wake(boxes[r].go, boxes[r].go_sleepers);
       }
       for (int32_t r = 0; r < 2; ++r) {
         auto& box = boxes[r];
@@ -351,7 +355,8 @@ rate_and_bits processes_rate(const job_spec& spec, const prepared_data& data,
           // Woken for nothing, or 10 ms without an answer: is it alive?
           if (waits > 0 && ::waitpid(kids[r], nullptr, WNOHANG) != 0)
             die(fmt::format("worker process {} ended before step {}", r, step));
-          wait(box.done, seen, std::chrono::milliseconds(10));
+          wait(box.done, box.done_sleepers, seen,
+               std::chrono::milliseconds(10));
         }
         if (box.failed != 0)
           die("a worker process could not compute its gradient");
