@@ -61,7 +61,8 @@ struct mailbox {
   std::atomic<uint32_t> region;
   std::atomic<uint32_t> busy[2];
   /// How many threads sleep on `posted`, `taken` and `busy[i]`: a change
-  /// that nobody sleeps on wakes nobody, without a system call.
+  /// that nobody sleeps on wakes nobody, without a system call. A peer
+  /// that writes a wrong count costs a sleeper at most its timeout.
   std::atomic<uint32_t> posted_sleepers;
   std::atomic<uint32_t> taken_sleepers;
   std::atomic<uint32_t> busy_sleepers[2];
