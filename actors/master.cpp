@@ -569,9 +569,8 @@ void inject(self_ptr self) {
 std::vector<int32_t> send_order(const std::map<int32_t, step_plan>& plans,
                                 const std::vector<int32_t>& arrivals) {
   std::vector<int32_t> order;
-  for (auto slot : arrivals)
-    if (plans.count(slot) != 0
-        && std::find(order.begin(), order.end(), slot) == order.end())
+  for (auto slot : arrivals) // each at most once: a reduction takes a slot once
+    if (plans.count(slot) != 0)
       order.push_back(slot);
   for (auto& entry : plans)
     if (std::find(order.begin(), order.end(), entry.first) == order.end())
